@@ -1,0 +1,83 @@
+"""The multi-stage curriculum as pure functions: epoch -> stage -> layout. No Lightning import.
+
+Stage 0 is full language chain-of-thought. At stage s (1 <= s <= max_stage) the first s steps are
+replaced by s * c thoughts. Past max_stage every step is removed and max_stage * c thoughts remain,
+or min(n_steps, max_stage) * c when the example has fewer steps and `pad_to_max` is off.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+MODES = ("no_cot", "cot", "coconut", "pause", "no_thought", "soft")
+THOUGHT_MODES = ("coconut", "soft")  # the thought slot is fed back from the model itself
+SLOT_MODES = ("coconut", "soft", "pause")  # <bot> slots <eot> sit between question and steps
+CURRICULUM_MODES = ("coconut", "soft", "pause", "no_thought")  # steps removed stage by stage
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; known modes: {', '.join(MODES)}")
+    return mode
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What sits between the question and the answer for one example."""
+
+    n_removed_steps: int  # leading reasoning steps left out of the text
+    n_slots: int  # thought (or pause) slots between <bot> and <eot>
+    markers: bool  # whether <bot> ... <eot> are present
+
+
+@dataclass(frozen=True)
+class Schedule:
+    max_stage: int = 6  # Coconut's ProsQA/ProntoQA setting
+    thoughts_per_step: int = 1  # c
+    epochs_per_stage: int = 5
+    pad_to_max: bool = True  # same number of thoughts for every example at the final stage
+    uniform_prob: float = 0.0  # chance that an example is drawn at a random stage instead
+
+    def __post_init__(self) -> None:
+        if self.max_stage < 0:
+            raise ValueError(f"schedule.max_stage must be >= 0, got {self.max_stage}")
+        if self.thoughts_per_step < 0:
+            raise ValueError(f"schedule.thoughts_per_step must be >= 0, got {self.thoughts_per_step}")
+        if self.epochs_per_stage < 1:
+            raise ValueError(f"schedule.epochs_per_stage must be >= 1, got {self.epochs_per_stage}")
+        if not 0.0 <= self.uniform_prob <= 1.0:
+            raise ValueError(f"schedule.uniform_prob must be in [0, 1], got {self.uniform_prob}")
+
+    @property
+    def final_stage(self) -> int:
+        """The first stage past max_stage: every step removed. Evaluation uses its layout."""
+        return self.max_stage + 1
+
+    def stage_at(self, epoch: int) -> int:
+        return min(epoch // self.epochs_per_stage, self.final_stage)
+
+    def sample_stage(self, epoch: int, rng: random.Random) -> int:
+        """The stage an example is rendered at this epoch, with uniform mixing."""
+        if self.uniform_prob > 0 and rng.random() < self.uniform_prob:
+            return rng.randint(0, self.final_stage)
+        return self.stage_at(epoch)
+
+    def max_thoughts(self) -> int:
+        return self.max_stage * self.thoughts_per_step
+
+    def layout(self, mode: str, n_steps: int, stage: int) -> Layout:
+        check_mode(mode)
+        if mode == "cot":
+            return Layout(0, 0, markers=False)
+        if mode == "no_cot":
+            return Layout(n_steps, 0, markers=False)
+        if stage > self.max_stage:
+            removed = n_steps
+            thought_stages = self.max_stage if self.pad_to_max else min(n_steps, self.max_stage)
+        else:
+            removed, thought_stages = min(stage, n_steps), stage
+        slots = thought_stages * self.thoughts_per_step if mode in SLOT_MODES else 0
+        return Layout(removed, slots, markers=mode in SLOT_MODES)
+
+    def final_layout(self, mode: str, n_steps: int) -> Layout:
+        return self.layout(mode, n_steps, self.final_stage)

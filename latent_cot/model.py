@@ -1,0 +1,219 @@
+"""The GPT-2 backbone, written from scratch, with a key/value cache and an embeddings entry point.
+
+Notation: B batch | T new positions | L cached positions | S = L + T keys | C n_embd |
+nh heads | hs head size | V vocab.
+
+Module names follow the GPT-2 checkpoint (wte, wpe, h, ln_1, attn.c_attn, attn.c_proj, ln_2,
+mlp.c_fc, mlp.c_proj, ln_f) so weights load key by key (see gpt2_weights.py).
+
+Padding: `attention_mask` marks real positions (True/1). Padded keys are never attended to, and
+positions count only real tokens, so a left- or right-padded row gives the same logits at its real
+positions as the row run alone. A padded query attends to itself only, which keeps its (unused)
+output finite instead of NaN.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from latent_cot.config import GPTConfig
+
+
+class KVCache:
+    """Keys and values of every position seen so far, per layer, and which of them are real.
+
+    keys[i], values[i]: (B, nh, L, hs); mask: (B, L) bool. Growing by concatenation keeps the cache
+    differentiable, so training can backpropagate through thoughts computed step by step.
+    """
+
+    def __init__(self, n_layer: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layer
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+        self.mask: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.mask is None else self.mask.shape[1]
+
+    def extend_mask(self, new_mask: torch.Tensor) -> torch.Tensor:
+        """Append the mask of the new positions; return the mask of all keys, (B, S)."""
+        self.mask = new_mask if self.mask is None else torch.cat([self.mask, new_mask], dim=1)
+        return self.mask
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)  # (B, nh, S, hs)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+@dataclass
+class GPTOutput:
+    logits: torch.Tensor | None  # (B, T, V), or (B, 1, V) with last_only
+    hidden: torch.Tensor  # (B, T, C): final-layer states after ln_f, the LM head's input
+    cache: KVCache | None
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, nh, S, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=attn_mask is None,
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # GPT-2 uses the tanh approximation of GELU; the exact one breaks weight parity.
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), attn_mask, cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+def attention_mask_for(key_mask: torch.Tensor, n_new: int) -> torch.Tensor:
+    """Boolean (B, 1, T, S) mask: causal over the S = L + T keys, real keys only, plus the diagonal.
+
+    key_mask: (B, S) bool, True at real positions; the last T keys are the new queries.
+    """
+    B, S = key_mask.shape
+    L = S - n_new
+    query_at = torch.arange(L, S, device=key_mask.device)[:, None]  # (T, 1)
+    key_at = torch.arange(S, device=key_mask.device)[None, :]  # (1, S)
+    causal = key_at <= query_at  # (T, S)
+    allowed = causal[None] & key_mask[:, None, :]  # (B, T, S)
+    allowed = allowed | (key_at == query_at)[None]  # a padded query still sees itself: no all-masked row
+    return allowed[:, None]  # (B, 1, T, S)
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by depth
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    @property
+    def token_embeddings(self) -> torch.Tensor:
+        """The input embedding table, (V, C); also the LM head's weight."""
+        return self.transformer.wte.weight
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.transformer.wte(idx)  # (B, T, C)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.n_layer)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        idx: torch.Tensor | None = None,
+        *,
+        input_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+        compute_logits: bool = True,
+    ) -> GPTOutput:
+        """Run new positions given as token ids (B, T) or input embeddings (B, T, C).
+
+        attention_mask: (B, T) for the new positions, True/1 where real; the cache keeps the mask of
+        earlier positions. positions: (B, T) explicit position ids; by default the count of real
+        tokens before each position. cache: a KVCache to read earlier keys/values from and append
+        to (created empty by `new_cache()`). last_only: logits for the last position only.
+        """
+        if (idx is None) == (input_embeds is None):
+            raise ValueError("pass exactly one of idx (B, T) or input_embeds (B, T, C)")
+        x = self.embed(idx) if input_embeds is None else input_embeds  # (B, T, C)
+        if x.dim() != 3 or x.shape[-1] != self.config.n_embd:
+            raise ValueError(f"input_embeds must be (B, T, {self.config.n_embd}), got {tuple(x.shape)}")
+        B, T, _ = x.shape
+        past = 0 if cache is None else cache.length
+        plain_causal = attention_mask is None and past == 0
+        if attention_mask is None:
+            attention_mask = torch.ones(B, T, dtype=torch.bool, device=x.device)
+        elif attention_mask.shape != (B, T):
+            raise ValueError(f"attention_mask must be (B, T) = {(B, T)} for the new positions, got {tuple(attention_mask.shape)}")
+        key_mask = attention_mask.bool()
+        if cache is not None:
+            key_mask = cache.extend_mask(key_mask)  # (B, S)
+        if positions is None:
+            positions = (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, T)
+            too_far = key_mask.shape[1] > self.config.block_size  # default positions stay below S
+        else:
+            too_far = True
+        # Checked only when it can fail: reading the max back would stall every GPU decoding step.
+        if too_far and int(positions.max()) >= self.config.block_size:
+            raise ValueError(f"position {int(positions.max())} is beyond block_size {self.config.block_size}")
+        attn_mask = None if plain_causal else attention_mask_for(key_mask, T)  # (B, 1, T, S)
+        x = self.transformer.drop(x + self.transformer.wpe(positions))  # (B, T, C)
+        for layer, block in enumerate(self.transformer.h):
+            x = block(x, attn_mask, cache, layer)
+        hidden = self.transformer.ln_f(x)  # (B, T, C)
+        logits = None
+        if compute_logits:
+            logits = self.lm_head(hidden[:, -1:] if last_only else hidden)  # (B, T, V)
+        return GPTOutput(logits=logits, hidden=hidden, cache=cache)

@@ -1,0 +1,160 @@
+"""The latent forward: continuous thoughts as functions over a GPT (not a subclass).
+
+Notation: B batch | T sequence | K thought columns | C n_embd | V vocab.
+
+A thought slot's input is computed from the position just before it: its final-layer hidden state
+(`coconut`), or softmax(logits / tau) times the token-embedding matrix (`soft`). Thought t needs
+thought t-1's output, so the slots are inherently sequential. The batch comes left-padded so that
+every row's slots start in the same column (data.batch.collate with align_id=<bot>); then:
+
+    1. the prefix (all columns before the first slot) in one pass, filling a key/value cache;
+    2. one single-column step per slot column, for the whole batch, reading and extending the cache;
+    3. the rest of the sequence in one pass.
+
+Every position is computed once, there is no loop over rows, and gradients flow through the
+fed-back thoughts. A row with fewer slots simply has tokens in the later slot columns.
+`pause` needs none of this: its slots hold the learned <pause> embedding, a plain forward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from latent_cot.data.render import IGNORE
+from latent_cot.model import GPT, KVCache
+
+FEEDBACKS = ("hidden", "soft")
+
+
+@dataclass
+class LatentOutput:
+    logits: torch.Tensor  # (B, T, V), or (B, 1, V) with last_only
+    loss: torch.Tensor | None
+    thoughts: torch.Tensor  # (B, K, C): the vectors fed in at the slot columns (zeros where a row has none)
+    thought_mask: torch.Tensor  # (B, K) bool: which of those are real thoughts
+    first_slot: int  # column of the first slot (-1 if none)
+    cache: KVCache | None
+    hidden: torch.Tensor | None = None  # (B, T, C) when asked for
+
+
+def shifted_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy over supervised positions (labels != -100)."""
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]),  # (B*(T-1), V)
+        labels[:, 1:].reshape(-1),  # (B*(T-1),)
+        ignore_index=IGNORE,
+    )
+
+
+def slot_columns(input_ids: torch.Tensor, thought_id: int, bot_id: int | None = None, eot_id: int | None = None) -> tuple[int, int, torch.Tensor]:
+    """Check the slot layout; return (first column, number of columns K, is_slot (B, T)).
+
+    Each row's slots must be contiguous and start at the shared first column; with bot_id/eot_id
+    given, <bot> must precede and <eot> follow each row's slots.
+    """
+    is_slot = input_ids == thought_id  # (B, T)
+    counts = is_slot.sum(dim=1)  # (B,)
+    if not bool(counts.any()):
+        return -1, 0, is_slot
+    columns = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
+    first = int(columns[is_slot.any(dim=0)].min())
+    expected = (columns >= first) & (columns < first + counts[:, None])  # (B, T)
+    has = counts > 0
+    if not bool((expected == is_slot)[has].all()):
+        bad = int(((expected != is_slot).any(dim=1) & has).nonzero()[0])
+        raise ValueError(
+            f"malformed thought slots in row {bad}: every row's slots must be contiguous and start in the "
+            f"same column ({first}); left-pad on <bot> (data.batch.collate(..., align_id=tokenizer.bot_id))")
+    if first == 0:
+        raise ValueError("a thought slot in column 0 has no position before it to feed back; put <bot> first")
+    rows = has.nonzero().squeeze(1)
+    if bot_id is not None and not bool((input_ids[rows, first - 1] == bot_id).all()):
+        raise ValueError(f"malformed thought markers: a row's slots do not follow <bot> (column {first - 1})")
+    if eot_id is not None:
+        after = first + counts[rows]
+        if bool((after >= input_ids.shape[1]).any()) or not bool((input_ids[rows, after.clamp(max=input_ids.shape[1] - 1)] == eot_id).all()):
+            raise ValueError("malformed thought markers: a row's slots are not followed by <eot>")
+    return first, int(counts.max()), is_slot
+
+
+def feed_back(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None) -> torch.Tensor:
+    """The next input embedding made from the last position's hidden state (B, C) or logits (B, V)."""
+    if feedback == "hidden":
+        return hidden
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    weights = torch.softmax(logits / tau, dim=-1)  # (B, V)
+    return weights @ model.token_embeddings  # (B, C)
+
+
+def latent_forward(
+    model: GPT,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    *,
+    thought_id: int,
+    bot_id: int | None = None,
+    eot_id: int | None = None,
+    feedback: str = "hidden",
+    tau: float = 1.0,
+    top_k: int | None = None,
+    use_cache: bool = False,
+    last_only: bool = False,
+    return_hidden: bool = False,
+) -> LatentOutput:
+    """Forward a batch whose `thought_id` slots are filled with continuous thoughts.
+
+    With no slots this is exactly the plain forward. use_cache: return the key/value cache (for
+    generation). last_only: logits for the last position only (not with labels).
+    """
+    if feedback not in FEEDBACKS:
+        raise ValueError(f"unknown feedback {feedback!r}; expected one of {FEEDBACKS}")
+    if last_only and labels is not None:
+        raise ValueError("last_only computes no loss; pass labels=None")
+    B, T = input_ids.shape
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+    first, K, is_slot = slot_columns(input_ids, thought_id, bot_id, eot_id)
+    C = model.config.n_embd
+    if K == 0:
+        out = model(input_ids, attention_mask=attention_mask, cache=model.new_cache() if use_cache else None, last_only=last_only)
+        loss = shifted_loss(out.logits, labels) if labels is not None else None
+        empty = out.hidden.new_zeros(B, 0, C)
+        return LatentOutput(out.logits, loss, empty, is_slot[:, :0], -1, out.cache, out.hidden if return_hidden else None)
+
+    embeds = model.embed(input_ids)  # (B, T, C)
+    cache = model.new_cache()
+    # With last_only (generation), only the last column's logits are needed; soft feedback reads those.
+    prefix = model(input_embeds=embeds[:, :first], attention_mask=attention_mask[:, :first], cache=cache, last_only=last_only)
+    logits_parts, hidden_parts = [prefix.logits], [prefix.hidden]
+    hidden_last, logits_last = prefix.hidden[:, -1], prefix.logits[:, -1]  # (B, C), (B, V)
+    thoughts = []
+    for column in range(first, first + K):
+        thought = feed_back(model, hidden_last, logits_last, feedback, tau, top_k)  # (B, C)
+        thoughts.append(thought)
+        x = torch.where(is_slot[:, column, None], thought, embeds[:, column])[:, None]  # (B, 1, C)
+        step = model(input_embeds=x, attention_mask=attention_mask[:, column:column + 1], cache=cache)
+        logits_parts.append(step.logits)
+        hidden_parts.append(step.hidden)
+        hidden_last, logits_last = step.hidden[:, -1], step.logits[:, -1]
+    if first + K < T:
+        rest = model(input_embeds=embeds[:, first + K:], attention_mask=attention_mask[:, first + K:], cache=cache, last_only=last_only)
+        logits_parts.append(rest.logits)
+        hidden_parts.append(rest.hidden)
+    logits = torch.cat(logits_parts, dim=1)  # (B, T, V)
+    loss = shifted_loss(logits, labels) if labels is not None else None
+    thought_mask = is_slot[:, first:first + K]  # (B, K)
+    thought_vectors = torch.stack(thoughts, dim=1) * thought_mask[..., None]  # (B, K, C)
+    return LatentOutput(
+        logits[:, -1:] if last_only else logits,  # with last_only, parts are single columns
+        loss,
+        thought_vectors,
+        thought_mask,
+        first,
+        cache if use_cache else None,
+        torch.cat(hidden_parts, dim=1) if return_hidden else None,
+    )

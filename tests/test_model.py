@@ -1,0 +1,309 @@
+"""Parity tests of the GPT backbone (model.py) and its config presets (config.py).
+
+Every test uses the tiny preset in float32 with a fixed seed, so each runs in milliseconds.
+Notation: B batch | T sequence | V vocab.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latent_cot.config import PRESETS, GPTConfig
+from latent_cot.model import GPT
+
+ATOL = 1e-5
+PAD = 0  # any id works: padded positions must not influence real ones
+
+
+@pytest.fixture
+def model() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_name("tiny")).eval()
+
+
+def random_ids(*shape: int, seed: int = 1, vocab: int = 128) -> torch.Tensor:
+    return torch.randint(1, vocab, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def pad_batch(rows: list[torch.Tensor], side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad 1-D id rows to one length on `side`; return ids (B, T) and the bool mask of real ids (B, T)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)  # (B, T)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)  # (B, T)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[i, span], mask[i, span] = row, True
+    return ids, mask
+
+
+def real_span(length: int, width: int, side: str) -> slice:
+    return slice(width - length, width) if side == "left" else slice(0, length)
+
+
+def greedy_recompute(model: GPT, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+    """Greedy continuation running the whole sequence every step: the oracle for cached decoding."""
+    seq = prompt
+    for _ in range(steps):
+        next_id = model(seq).logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+        seq = torch.cat([seq, next_id], dim=1)
+    return seq[:, prompt.shape[1]:]
+
+
+def greedy_cached(model: GPT, prompt: torch.Tensor, steps: int, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Greedy continuation one token per step through a KV cache; also the last-position logits of each step."""
+    cache = model.new_cache()
+    logits = model(prompt, attention_mask=mask, cache=cache, last_only=True).logits[:, -1]  # (B, V)
+    tokens, step_logits = [], [logits]
+    for step in range(steps):
+        next_id = logits.argmax(-1, keepdim=True)  # (B, 1)
+        tokens.append(next_id)
+        if step == steps - 1:
+            break
+        new_mask = None if mask is None else torch.ones_like(next_id, dtype=torch.bool)
+        logits = model(next_id, attention_mask=new_mask, cache=cache).logits[:, -1]  # (B, V)
+        step_logits.append(logits)
+    return torch.cat(tokens, dim=1), step_logits
+
+
+# (1) embeddings entry point
+
+@torch.no_grad()
+def test_input_embeds_equal_token_ids(model):
+    idx = random_ids(3, 17)
+    by_ids = model(idx)
+    by_embeds = model(input_embeds=model.embed(idx))
+    assert torch.equal(by_ids.logits, by_embeds.logits)
+    assert torch.equal(by_ids.hidden, by_embeds.hidden)
+
+
+@torch.no_grad()
+def test_last_only_and_no_logits(model):
+    idx = random_ids(2, 9)
+    full = model(idx)
+    assert full.logits.shape == (2, 9, 128) and full.hidden.shape == (2, 9, 32)
+    torch.testing.assert_close(model(idx, last_only=True).logits, full.logits[:, -1:], rtol=0, atol=ATOL)
+    hidden_only = model(idx, compute_logits=False)
+    assert hidden_only.logits is None
+    assert torch.equal(hidden_only.hidden, full.hidden)
+    # hidden is the LM head's input: the vector a continuous thought feeds back.
+    torch.testing.assert_close(model.lm_head(full.hidden), full.logits, rtol=0, atol=ATOL)
+
+
+# (2) cached vs uncached
+
+@torch.no_grad()
+def test_cached_stepping_equals_uncached(model):
+    idx = random_ids(2, 24)
+    full = model(idx).logits  # (B, T, V)
+    cache = model.new_cache()
+    prefix = 5  # a multi-token prefill, then one token at a time
+    stepped = [model(idx[:, :prefix], cache=cache).logits]
+    for t in range(prefix, idx.shape[1]):
+        stepped.append(model(idx[:, t:t + 1], cache=cache).logits)
+    stepped = torch.cat(stepped, dim=1)  # (B, T, V)
+    assert cache.length == idx.shape[1]
+    assert all(k.shape == (2, 2, 24, 16) for k in cache.keys)
+    torch.testing.assert_close(stepped, full, rtol=0, atol=ATOL)
+
+
+@torch.no_grad()
+def test_cached_greedy_equals_recompute(model):
+    prompt = random_ids(2, 6)
+    expected = greedy_recompute(model, prompt, steps=20)
+    tokens, _ = greedy_cached(model, prompt, steps=20)
+    assert torch.equal(tokens, expected)
+
+
+@torch.no_grad()
+def test_cached_embeds_steps_equal_uncached(model):
+    """Continuous thoughts re-enter as embeddings through the cache: same logits as one full pass."""
+    idx = random_ids(1, 10)
+    embeds = model.embed(idx)  # (B, T, C)
+    cache = model.new_cache()
+    stepped = torch.cat([model(input_embeds=embeds[:, t:t + 1], cache=cache).logits for t in range(10)], dim=1)
+    torch.testing.assert_close(stepped, model(idx).logits, rtol=0, atol=ATOL)
+
+
+# (3) padded batches vs one by one
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@torch.no_grad()
+def test_padded_batch_equals_one_by_one(model, side):
+    rows = [random_ids(n, seed=n) for n in (7, 3, 11, 1)]
+    ids, mask = pad_batch(rows, side)
+    batched = model(ids, attention_mask=mask)
+    assert torch.isfinite(batched.logits).all()  # padded queries see themselves, never an empty row
+    for i, row in enumerate(rows):
+        alone = model(row[None])
+        span = real_span(len(row), ids.shape[1], side)
+        torch.testing.assert_close(batched.logits[i, span], alone.logits[0], rtol=0, atol=ATOL)
+        torch.testing.assert_close(batched.hidden[i, span], alone.hidden[0], rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@torch.no_grad()
+def test_padded_cached_decoding_equals_one_by_one(model, side):
+    """Prefill a padded batch into the cache, then decode greedily; each row matches its solo run."""
+    rows = [random_ids(n, seed=10 + n) for n in (5, 9, 2)]
+    ids, mask = pad_batch(rows, side)
+    tokens, step_logits = greedy_cached(model, ids, steps=12, mask=mask)
+    for i, row in enumerate(rows):
+        alone_tokens, alone_logits = greedy_cached(model, row[None], steps=12)
+        assert torch.equal(tokens[i], alone_tokens[0])
+        assert torch.equal(tokens[i], greedy_recompute(model, row[None], steps=12)[0])
+        for batched, solo in zip(step_logits, alone_logits):
+            if side == "right" and batched is step_logits[0]:
+                continue  # a right-padded prefill's last position is a pad; its real last is checked above
+            torch.testing.assert_close(batched[i], solo[0], rtol=0, atol=ATOL)
+
+
+@torch.no_grad()
+def test_padding_ids_do_not_matter(model):
+    rows = [random_ids(n, seed=n) for n in (6, 2)]
+    ids, mask = pad_batch(rows, "left")
+    other_pad = torch.where(mask, ids, random_ids(*ids.shape, seed=99))
+    a, b = model(ids, attention_mask=mask), model(other_pad, attention_mask=mask)
+    torch.testing.assert_close(a.logits[mask], b.logits[mask], rtol=0, atol=ATOL)
+
+
+# (4) causality
+
+@pytest.mark.parametrize("with_mask", [False, True])
+@torch.no_grad()
+def test_later_tokens_never_change_earlier_logits(model, with_mask):
+    idx = random_ids(2, 16)
+    mask = torch.ones_like(idx, dtype=torch.bool) if with_mask else None  # the explicit-mask attention path
+    base = model(idx, attention_mask=mask).logits
+    for t in (0, 5, 15):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % 128
+        out = model(changed, attention_mask=mask).logits
+        assert torch.equal(out[:, :t], base[:, :t])
+        assert not torch.equal(out[:, t], base[:, t])
+
+
+# (5) explicit positions
+
+@torch.no_grad()
+def test_explicit_default_positions_are_identical(model):
+    idx = random_ids(2, 12)
+    positions = torch.arange(12).expand(2, 12)  # (B, T)
+    assert torch.equal(model(idx, positions=positions).logits, model(idx).logits)
+
+    rows = [random_ids(n, seed=n) for n in (4, 8)]
+    ids, mask = pad_batch(rows, "left")
+    default = (mask.long().cumsum(1) - 1).clamp(min=0)  # (B, T): real tokens before each position
+    assert torch.equal(model(ids, attention_mask=mask, positions=default).logits, model(ids, attention_mask=mask).logits)
+
+
+@torch.no_grad()
+def test_shifted_positions_change_output(model):
+    idx = random_ids(1, 12)
+    shifted = model(idx, positions=torch.arange(3, 15)[None]).logits
+    assert not torch.allclose(shifted, model(idx).logits, atol=1e-3)
+
+
+@torch.no_grad()
+def test_cache_positions_continue_after_prefill(model):
+    idx = random_ids(1, 8)
+    cache = model.new_cache()
+    model(idx[:, :5], cache=cache)
+    explicit = model(idx[:, 5:], cache=cache.__class__(model.config.n_layer) if False else cache, positions=torch.arange(5, 8)[None])
+    torch.testing.assert_close(explicit.logits, model(idx).logits[:, 5:], rtol=0, atol=ATOL)
+
+
+# (6) errors
+
+def test_exactly_one_of_ids_and_embeds(model):
+    idx = random_ids(1, 4)
+    with pytest.raises(ValueError, match="exactly one of idx"):
+        model(idx, input_embeds=model.embed(idx))
+    with pytest.raises(ValueError, match="exactly one of idx"):
+        model()
+
+
+def test_wrong_embeds_width(model):
+    with pytest.raises(ValueError, match=r"input_embeds must be \(B, T, 32\), got \(1, 4, 16\)"):
+        model(input_embeds=torch.zeros(1, 4, 16))
+
+
+def test_wrong_mask_shape(model):
+    with pytest.raises(ValueError, match=r"attention_mask must be \(B, T\) = \(2, 5\).*got \(2, 4\)"):
+        model(random_ids(2, 5), attention_mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_position_beyond_block_size(model):
+    block = model.config.block_size
+    with pytest.raises(ValueError, match=f"position {block} is beyond block_size {block}"):
+        model(random_ids(1, block + 1))
+    with pytest.raises(ValueError, match="beyond block_size"):
+        model(random_ids(1, 2), positions=torch.tensor([[0, block + 5]]))
+    cache = model.new_cache()
+    model(random_ids(1, block), cache=cache)
+    with pytest.raises(ValueError, match="beyond block_size"):
+        model(random_ids(1, 1), cache=cache)
+
+
+@pytest.mark.xfail(strict=True, reason="model.py bug: forward extends cache.mask before the block_size "
+                   "check, so a rejected call leaves the mask longer than the cached keys")
+@torch.no_grad()
+def test_rejected_call_leaves_cache_unchanged(model):
+    idx = random_ids(1, 6)
+    cache = model.new_cache()
+    model(idx[:, :4], cache=cache)
+    with pytest.raises(ValueError, match="beyond block_size"):
+        model(idx[:, 4:5], cache=cache, positions=torch.tensor([[model.config.block_size]]))
+    assert cache.length == 4
+    resumed = model(idx[:, 4:], cache=cache).logits
+    torch.testing.assert_close(resumed, model(idx).logits[:, 4:], rtol=0, atol=ATOL)
+
+
+# (7) gradients
+
+def test_gradients_flow_through_input_embeds(model):
+    idx = random_ids(2, 8)
+    embeds = model.embed(idx).detach().requires_grad_(True)  # (B, T, C)
+    cache = model.new_cache()
+    first = model(input_embeds=embeds[:, :5], cache=cache)
+    # a continuous thought: the last hidden state re-enters as the next input embedding
+    thought = model(input_embeds=first.hidden[:, -1:], cache=cache)
+    loss = thought.logits.square().mean() + first.logits.mean()
+    loss.backward()
+    assert embeds.grad is not None and torch.isfinite(embeds.grad).all()
+    assert embeds.grad[:, :5].abs().sum(-1).gt(0).all()  # every fed position influences the thought
+    assert embeds.grad[:, 5:].abs().sum() == 0  # positions never fed get no gradient
+    assert model.transformer.wte.weight.grad is not None  # through the tied LM head
+
+
+# (8) config
+
+def test_presets_and_overrides():
+    tiny = GPTConfig.from_name("tiny")
+    assert (tiny.n_layer, tiny.n_head, tiny.n_embd, tiny.vocab_size, tiny.block_size) == (2, 2, 32, 128, 128)
+    assert tiny.head_size == 16
+    assert GPTConfig.from_name("gpt2") == GPTConfig()
+    assert GPTConfig.from_name("tiny", n_layer=1, dropout=0.1).n_layer == 1
+    assert PRESETS["tiny"].n_layer == 2  # overrides copy, never mutate the preset
+    assert GPTConfig.from_name("tiny").to_dict()["n_embd"] == 32
+    for name in PRESETS:
+        GPTConfig.from_name(name)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown model preset 'huge'; known: tiny"):
+        GPTConfig.from_name("huge")
+    with pytest.raises(ValueError, match=r"unknown GPTConfig field\(s\) \['n_layers'\]"):
+        GPTConfig.from_name("tiny", n_layers=3)
+    with pytest.raises(ValueError, match=r"n_embd \(30\) must be divisible by n_head \(4\)"):
+        GPTConfig.from_name("tiny", n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="n_layer must be >= 1"):
+        GPTConfig(n_layer=0)
+
+
+def test_tiny_model_size():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_name("tiny"))
+    assert model.lm_head.weight is model.token_embeddings  # tied
+    # wte + wpe + 2 blocks of 12 C^2 + 13 C + final LayerNorm; the LM head adds nothing
+    C = 32
+    assert model.num_parameters() == 128 * C + 128 * C + 2 * (12 * C * C + 13 * C) + 2 * C
