@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from latent_cot.curriculum import THOUGHT_MODES, Layout, check_mode
+from latent_cot.curriculum import SLOT_MODES, THOUGHT_MODES, Layout, check_mode
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
 from latent_cot.data.render import render_prompt
@@ -107,14 +107,11 @@ def generate_ids(
 
 def prompt_layout(mode: str, n_thoughts: int) -> Layout:
     """The evaluation prompt of a mode: all steps removed except in `cot`, k slots where the mode has them."""
-    check_mode(mode)
-    if mode == "cot":
-        return Layout(0, 0, markers=False)
-    if mode in ("no_cot", "no_thought"):
-        if n_thoughts:
-            raise ValueError(f"mode {mode!r} has no thought slots; got n_thoughts={n_thoughts}")
-        return Layout(0, 0, markers=False)
-    return Layout(0, n_thoughts, markers=True)
+    if check_mode(mode) in SLOT_MODES:
+        return Layout(0, n_thoughts, markers=True)
+    if n_thoughts:
+        raise ValueError(f"mode {mode!r} has no thought slots; got n_thoughts={n_thoughts}")
+    return Layout(0, 0, markers=False)
 
 
 def generate(

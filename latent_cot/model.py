@@ -39,11 +39,6 @@ class KVCache:
     def length(self) -> int:
         return 0 if self.mask is None else self.mask.shape[1]
 
-    def extend_mask(self, new_mask: torch.Tensor) -> torch.Tensor:
-        """Append the mask of the new positions; return the mask of all keys, (B, S)."""
-        self.mask = new_mask if self.mask is None else torch.cat([self.mask, new_mask], dim=1)
-        return self.mask
-
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.keys[layer] is not None:
             k = torch.cat([self.keys[layer], k], dim=2)  # (B, nh, S, hs)
@@ -198,16 +193,20 @@ class GPT(nn.Module):
         elif attention_mask.shape != (B, T):
             raise ValueError(f"attention_mask must be (B, T) = {(B, T)} for the new positions, got {tuple(attention_mask.shape)}")
         key_mask = attention_mask.bool()
-        if cache is not None:
-            key_mask = cache.extend_mask(key_mask)  # (B, S)
+        if cache is not None and cache.mask is not None:
+            key_mask = torch.cat([cache.mask, key_mask], dim=1)  # (B, S)
         if positions is None:
             positions = (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, T)
             too_far = key_mask.shape[1] > self.config.block_size  # default positions stay below S
         else:
+            if positions.shape != (B, T):
+                raise ValueError(f"positions must be (B, T) = {(B, T)}, got {tuple(positions.shape)}")
             too_far = True
         # Checked only when it can fail: reading the max back would stall every GPU decoding step.
         if too_far and int(positions.max()) >= self.config.block_size:
             raise ValueError(f"position {int(positions.max())} is beyond block_size {self.config.block_size}")
+        if cache is not None:
+            cache.mask = key_mask  # stored only once the call is accepted, so a refused call leaves the cache intact
         attn_mask = None if plain_causal else attention_mask_for(key_mask, T)  # (B, 1, T, S)
         x = self.transformer.drop(x + self.transformer.wpe(positions))  # (B, T, C)
         for layer, block in enumerate(self.transformer.h):

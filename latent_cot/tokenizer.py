@@ -6,7 +6,7 @@ Two kinds, one interface:
   one space, with no space around a newline and none before `. , ? ! ; :`. So
   decode(encode(text)) == text for any text already in that canonical spacing (all ProsQA,
   ProntoQA and multiplication text is); otherwise it returns the canonical spacing, e.g.
-  "<<4-2=2>>" -> "< < 4 - 2 = 2 > >" and "$1,000" -> "$ 1 , 0 0 0".
+  "<<4-2=2>>" -> "< < 4 - 2 = 2 > >" and "$1,000" -> "$ 1, 0 0 0".
 - GPT-2's byte-level BPE loaded from a local tokenizer.json: decoding is exact.
 """
 from __future__ import annotations

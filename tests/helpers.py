@@ -1,0 +1,27 @@
+"""Small shared builders for tests: a tiny model and a word-level tokenizer over hand-made examples."""
+from __future__ import annotations
+
+import torch
+
+from latent_cot.config import GPTConfig
+from latent_cot.data.example import Example
+from latent_cot.data.render import training_text
+from latent_cot.model import GPT
+from latent_cot.tokenizer import Tokenizer
+
+EXAMPLES = [
+    Example("Tom is a wumpus. Every wumpus is a lempus. Is Tom a lempus or yumpus?",
+            ["Tom is a wumpus.", "Every wumpus is a lempus."], "Tom is a lempus."),
+    Example("Ann is a zorpus. Every zorpus is a brimpus. Every brimpus is a gorpus. Is Ann a gorpus or rempus?",
+            ["Ann is a zorpus.", "Every zorpus is a brimpus.", "Every brimpus is a gorpus."], "Ann is a gorpus."),
+    Example("Bob is a rempus. Is Bob a rempus or sterpus?", ["Bob is a rempus."], "Bob is a rempus."),
+]
+
+
+def tokenizer() -> Tokenizer:
+    return Tokenizer.train(training_text(e) for e in EXAMPLES)
+
+
+def tiny_model(vocab_size: int, seed: int = 0, **overrides) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.from_name("tiny", vocab_size=vocab_size, **overrides)).eval()
