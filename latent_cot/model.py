@@ -26,25 +26,41 @@ from latent_cot.config import GPTConfig
 class KVCache:
     """Keys and values of every position seen so far, per layer, and which of them are real.
 
-    keys[i], values[i]: (B, nh, L, hs); mask: (B, L) bool. Growing by concatenation keeps the cache
-    differentiable, so training can backpropagate through thoughts computed step by step.
+    keys[i], values[i]: lists of chunks (B, nh, L_j, hs) that concatenate along dim 2 to the L
+    cached positions; mask: (B, L) bool. Under autograd every call appends a chunk: concatenating
+    instead would save a fresh copy of the whole cache for backward at every thought step (K
+    copies), and attention runs over the chunks instead (`chunked_attention`). Without autograd
+    (generation) the chunks are merged as they come, so attention stays one fused call.
     """
 
     def __init__(self, n_layer: int):
-        self.keys: list[torch.Tensor | None] = [None] * n_layer
-        self.values: list[torch.Tensor | None] = [None] * n_layer
+        self.keys: list[list[torch.Tensor]] = [[] for _ in range(n_layer)]
+        self.values: list[list[torch.Tensor]] = [[] for _ in range(n_layer)]
         self.mask: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
         return 0 if self.mask is None else self.mask.shape[1]
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)  # (B, nh, S, hs)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        keys, values = self.keys[layer] + [k], self.values[layer] + [v]
+        if not k.requires_grad and len(keys) > 1:
+            keys, values = [torch.cat(keys, dim=2)], [torch.cat(values, dim=2)]  # (B, nh, S, hs)
+        self.keys[layer], self.values[layer] = keys, values
+        return keys, values
+
+
+def chunked_attention(q: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor], attn_mask: torch.Tensor, dropout: float) -> torch.Tensor:
+    """softmax(q K^T / sqrt(hs)) V over keys/values given as chunks along the sequence, never concatenated.
+
+    q: (B, nh, T, hs); keys[j], values[j]: (B, nh, L_j, hs); attn_mask: (B, 1, T, S) bool.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = torch.cat([q @ k.transpose(-2, -1) for k in keys], dim=-1) * scale  # (B, nh, T, S)
+    weights = torch.softmax(scores.masked_fill(~attn_mask, float("-inf")), dim=-1)  # (B, nh, T, S)
+    weights = F.dropout(weights, dropout) if dropout else weights
+    parts = weights.split([k.shape[2] for k in keys], dim=-1)  # views, (B, nh, T, L_j)
+    return sum(p @ v for p, v in zip(parts, values))  # (B, nh, T, hs)
 
 
 @dataclass
@@ -65,18 +81,18 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        if cache is not None:
-            k, v = cache.update(layer, k, v)  # (B, nh, S, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=attn_mask is None,
-        )  # (B, nh, T, hs)
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs)
+        # One contiguous copy in head-major layout: cached chunks must be contiguous, or every later
+        # thought step's q @ k^T would copy (and keep for backward) the whole cache again.
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # each (B, nh, T, hs)
+        dropout = self.dropout if self.training else 0.0
+        keys, values = cache.update(layer, k, v) if cache is not None else ([k], [v])
+        if len(keys) == 1:
+            y = F.scaled_dot_product_attention(
+                q, keys[0], values[0], attn_mask=attn_mask, dropout_p=dropout, is_causal=attn_mask is None,
+            )  # (B, nh, T, hs)
+        else:
+            y = chunked_attention(q, keys, values, attn_mask, dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 

@@ -101,7 +101,7 @@ class Tokenizer:
             return self.backend.decode(ids, skip_special_tokens=False)
         pieces: list[str] = []
         previous = "\n"
-        for token in (self.backend.id_to_token(i) for i in ids):
+        for token in (self.backend.id_to_token(i) or UNK for i in ids):  # a model may have spare rows
             if not (token == "\n" or previous == "\n" or token in _NO_SPACE_BEFORE):
                 pieces.append(" ")
             pieces.append(token)

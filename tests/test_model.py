@@ -107,7 +107,7 @@ def test_cached_stepping_equals_uncached(model):
         stepped.append(model(idx[:, t:t + 1], cache=cache).logits)
     stepped = torch.cat(stepped, dim=1)  # (B, T, V)
     assert cache.length == idx.shape[1]
-    assert all(k.shape == (2, 2, 24, 16) for k in cache.keys)
+    assert all([tuple(k.shape) for k in chunks] == [(2, 2, 24, 16)] for chunks in cache.keys)  # merged under no_grad
     torch.testing.assert_close(stepped, full, rtol=0, atol=ATOL)
 
 
@@ -308,3 +308,22 @@ def test_tiny_model_size():
     # wte + wpe + 2 blocks of 12 C^2 + 13 C + final LayerNorm; the LM head adds nothing
     C = 32
     assert model.num_parameters() == 128 * C + 128 * C + 2 * (12 * C * C + 13 * C) + 2 * C
+
+
+def test_cache_under_autograd_keeps_chunks_and_matches_the_full_pass(model):
+    """With gradients on, each call appends a chunk (no copy of the whole cache per step) and the
+    chunked attention gives the same logits and gradients as one full pass."""
+    idx = random_ids(2, 12)
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[0, :3] = False  # left padding in row 0
+    full = model(idx, attention_mask=mask).logits
+    (full_grad,) = torch.autograd.grad(full[mask].square().mean(), model.transformer.wte.weight)
+    cache = model.new_cache()
+    parts = [model(idx[:, :6], attention_mask=mask[:, :6], cache=cache).logits]
+    parts += [model(idx[:, t:t + 1], attention_mask=mask[:, t:t + 1], cache=cache).logits for t in range(6, 9)]
+    parts.append(model(idx[:, 9:], attention_mask=mask[:, 9:], cache=cache).logits)
+    stepped = torch.cat(parts, dim=1)
+    assert [tuple(k.shape[2:3]) for k in cache.keys[0]] == [(6,), (1,), (1,), (1,), (3,)]
+    torch.testing.assert_close(stepped[mask], full[mask], rtol=0, atol=ATOL)
+    (stepped_grad,) = torch.autograd.grad(stepped[mask].square().mean(), model.transformer.wte.weight)
+    torch.testing.assert_close(stepped_grad, full_grad, rtol=0, atol=1e-6)

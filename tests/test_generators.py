@@ -1,0 +1,227 @@
+"""Every generated example is checked by an independent solver (tests/solvers.py)."""
+import json
+import random
+from collections import Counter
+from statistics import mean
+
+import pytest
+
+from latent_cot.data import multiplication, prosqa
+from latent_cot.data.compact import compact_example
+from latent_cot.data.example import DataError, Example
+from latent_cot.data.stats import count_tokens
+from latent_cot.data.tasks import TASKS, make_examples, make_splits
+from solvers import (check_arithmetic, check_graph_answer, check_multiplication, check_prontoqa, check_prosqa,
+                     parse_graph_fact)
+
+
+def real_prosqa(shared_data):
+    records = json.loads((shared_data / "prosqa" / "prosqa_valid.json").read_text())
+    return [Example.from_dict(r, index=i) for i, r in enumerate(records)]
+
+
+# ----------------------------------------------------------------------------------------- ProsQA
+
+def test_name_inventory_is_the_real_one(shared_data):
+    symbols = {s for e in real_prosqa(shared_data) for s in e.extra["idx_to_symbol"]}
+    assert set(prosqa.PERSONS) == {s for s in symbols if s[0].isupper()}
+    assert set(prosqa.CONCEPTS) == {s for s in symbols if s[0].islower()}
+    assert len(prosqa.PERSONS) == 17 and len(prosqa.CONCEPTS) == 38
+
+
+def test_solver_accepts_the_real_file(shared_data):
+    for example in real_prosqa(shared_data):
+        check_prosqa(example)
+
+
+@pytest.mark.parametrize("task, knobs", [
+    ("prosqa", {}),
+    ("prosqa_small", {}),
+    ("prosqa", {"nodes": (12, 14), "people": (2, 3), "steps": (2, 5), "max_parents": 3}),
+    ("prosqa", {"nodes": 30, "steps": 7}),
+])
+def test_prosqa_examples_solve(task, knobs):
+    examples = make_examples(task, 150, seed=1, **knobs)
+    for example in examples:
+        check_prosqa(example)
+    names = {s for e in examples for s in e.extra["idx_to_symbol"]}
+    assert names <= set(prosqa.PERSONS) | set(prosqa.CONCEPTS)
+    steps = knobs.get("steps", (1, 3) if task == "prosqa_small" else (3, 6))
+    lo, hi = (steps, steps) if isinstance(steps, int) else steps
+    assert {len(e.steps) for e in examples} == set(range(lo, hi + 1))
+
+
+def test_prosqa_defaults_match_the_real_distribution(shared_data):
+    real, made = real_prosqa(shared_data), make_examples("prosqa", 1000, seed=0)
+
+    def profile(examples):
+        steps = Counter(len(e.steps) for e in examples)
+        people = [sum(s[0].isupper() for s in e.extra["idx_to_symbol"]) for e in examples]
+        return (mean(len(e.extra["idx_to_symbol"]) for e in examples), mean(len(e.extra["edges"]) for e in examples),
+                {k: steps[k] / len(examples) for k in (3, 4, 5, 6)}, (min(people), max(people)))
+
+    (rn, re_, rs, rp), (gn, ge, gs, gp) = profile(real), profile(made)
+    assert abs(gn - rn) / rn < 0.10 and abs(ge - re_) / re_ < 0.10
+    assert all(abs(gs[k] - rs[k]) < 0.05 for k in rs), (gs, rs)
+    assert gp == rp == (2, 6)
+
+
+def test_prosqa_small_is_small():
+    examples = make_examples("prosqa_small", 200, seed=0)
+    assert max(len(e.extra["idx_to_symbol"]) for e in examples) <= 9
+    assert len({s for e in examples for s in e.extra["idx_to_symbol"]}) <= 14
+    assert {len(e.steps) for e in examples} == {1, 2, 3}
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ({"nodes": (5, 6)}, "nodes"),
+    ({"people": (1, 2)}, "people"),
+    ({"steps": 0}, "steps"),
+    ({"concepts": 5}, "concepts"),
+    ({"persons": 30}, "persons"),
+    ({"max_parents": 0}, "max_parents"),
+    ({"nodes": (9, 8)}, "nodes"),
+])
+def test_prosqa_impossible_parameters(knobs, message):
+    with pytest.raises(ValueError, match=message):
+        make_examples("prosqa", 5, seed=0, **knobs)
+
+
+# --------------------------------------------------------------------------------------- ProntoQA
+
+def test_prontoqa_solver_accepts_the_real_sample(shared_data):
+    for record in json.loads((shared_data / "prontoqa" / "prontoqa_train.json").read_text()):
+        check_prontoqa(Example.from_dict(record))
+
+
+@pytest.mark.parametrize("hops", [1, 3, 5, 8])
+def test_prontoqa_examples_solve(hops):
+    examples = make_examples("prontoqa", 100, seed=2, hops=hops)
+    for example in examples:
+        check_prontoqa(example)
+        assert len(example.steps) == hops + 1
+    assert Counter(e.answer for e in examples).keys() == {"True", "False"}
+
+
+def test_prontoqa_uses_every_real_surface_form():
+    text = " ".join(e.question for e in make_examples("prontoqa", 50, seed=0))
+    for form in ("Every ", "Each ", "puses are ", " is not ", " are not ", " is an ", "True or false: "):
+        assert form in text, form
+
+
+def test_prontoqa_bad_hops():
+    with pytest.raises(ValueError, match="hops"):
+        make_examples("prontoqa", 3, seed=0, hops=0)
+    with pytest.raises(ValueError, match="hops"):
+        make_examples("prontoqa", 3, seed=0, hops=40)
+
+
+# --------------------------------------------------------------------------------- multiplication
+
+@pytest.mark.parametrize("folder", ["4_by_4_mult", "5_by_5_mult"])
+def test_multiplication_regenerates_every_real_line(shared_data, folder):
+    lines = (shared_data / folder / "valid.txt").read_text().splitlines()
+    assert len(lines) == 1000
+    for number, line in enumerate(lines, 1):
+        a, b, n, m = multiplication.from_icot_line(line, folder, number)
+        assert multiplication.to_icot_line(multiplication.solve(a, b, n, m)) == line, f"{folder} line {number}"
+
+
+@pytest.mark.parametrize("n, m", [(1, 1), (2, 5), (4, 4), (7, 3)])
+def test_multiplication_examples_solve(n, m):
+    for example in make_examples("multiplication", 100, seed=3, n=n, m=m):
+        check_multiplication(example)
+        assert len(example.question.split(" * ")[0].split()) == n
+
+
+def test_multiplication_bad_digits():
+    with pytest.raises(ValueError, match="n"):
+        make_examples("multiplication", 3, seed=0, n=0)
+    with pytest.raises(DataError, match="line 7"):
+        multiplication.from_icot_line("1 2 3||", "f.txt", 7)
+
+
+# ------------------------------------------------------------------------------------- arithmetic
+
+@pytest.mark.parametrize("steps", [(2, 8), 2, 5, 8])
+def test_arithmetic_examples_solve(steps):
+    examples = make_examples("arithmetic", 150, seed=4, steps=steps)
+    for example in examples:
+        check_arithmetic(example)
+    lo, hi = (steps, steps) if isinstance(steps, int) else steps
+    assert {len(e.steps) for e in examples} == set(range(lo, hi + 1))
+
+
+def test_arithmetic_bad_steps():
+    with pytest.raises(ValueError, match="steps"):
+        make_examples("arithmetic", 3, seed=0, steps=(3, 2))
+
+
+# ---------------------------------------------------------------------------------------- compact
+
+def _check_compact(example):
+    *facts_text, query = example.question.split(" ? ")
+    triples = facts_text[0].split(" ;")
+    facts = [tuple(t.split()) for t in triples if t.strip()]
+    person, a, b = query.split()
+    chain = []
+    for step in example.steps:
+        src, dst, mark = step.split()
+        assert mark == ";"
+        chain.append((src, dst))
+    check_graph_answer(facts, person, (a, b), example.answer, chain)
+
+
+def test_compact_renders_real_prosqa_at_half_the_tokens(shared_data):
+    real = real_prosqa(shared_data)
+    compact = [compact_example(e) for e in real]
+    for before, after in zip(real, compact):
+        _check_compact(after)
+        assert after.extra == before.extra
+        assert after.question.split(" ? ")[0].split(" ; ")[0] == " ".join(parse_graph_fact(before.question.split(". ")[0] + "."))
+    ratio = sum(count_tokens(e.question) for e in compact) / sum(count_tokens(e.question) for e in real)
+    assert ratio < 0.6, ratio
+
+
+def test_compact_generated_and_needs_graph_fields():
+    for example in make_examples("prosqa", 50, seed=5):
+        _check_compact(compact_example(example))
+    with pytest.raises(DataError, match="graph fields"):
+        compact_example(make_examples("arithmetic", 1, seed=0)[0])
+
+
+# ----------------------------------------------------------------------------------- registry
+
+def test_same_seed_same_examples_different_seed_differs():
+    for task in TASKS:
+        first = [e.to_dict() for e in make_examples(task, 20, seed=7)]
+        assert first == [e.to_dict() for e in make_examples(task, 20, seed=7)], task
+        assert first != [e.to_dict() for e in make_examples(task, 20, seed=8)], task
+
+
+def test_generators_leave_global_random_alone():
+    random.seed(123)
+    expected = random.random()
+    random.seed(123)
+    make_examples("prosqa", 5, seed=0)
+    assert random.random() == expected
+
+
+def test_splits_are_disjoint_and_sized():
+    train, valid, test = make_splits("multiplication", 300, 50, 50, seed=0, n=1, m=3)
+    assert (len(train), len(valid), len(test)) == (300, 50, 50)
+    questions = [e.question for e in train + valid + test]
+    assert len(set(questions)) == len(questions)
+    with pytest.raises(ValueError, match="distinct questions"):
+        make_splits("multiplication", 80, 10, 10, seed=0, n=1, m=1)
+
+
+def test_registry_errors():
+    with pytest.raises(ValueError, match="unknown task 'nope'; known tasks: prosqa, prosqa_small"):
+        make_examples("nope", 5, seed=0)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        make_examples("prosqa", 0, seed=0)
+    with pytest.raises(ValueError, match="no knob 'hop'; its knobs: hops"):
+        make_examples("prontoqa", 5, seed=0, hop=3)
+    with pytest.raises(ValueError, match="n_valid"):
+        make_splits("prosqa", 5, -1, 0, seed=0)
