@@ -63,8 +63,12 @@ def generate_ids(
     soft_top_k: int | None = None,
     sampling: Sampling = Sampling(),
     use_cache: bool = True,
+    slot_inputs: torch.Tensor | None = None,
 ) -> Generation:
-    """Decode after each prompt (ids; thought slots as `thought_id`) until <eos> or max_new_tokens."""
+    """Decode after each prompt (ids; thought slots as `thought_id`) until <eos> or max_new_tokens.
+
+    slot_inputs: (B, K, C) vectors fed at the slot columns instead of the model's own thoughts.
+    """
     if not prompts:
         return Generation([], [], [], None)
     device = model.token_embeddings.device
@@ -78,7 +82,8 @@ def generate_ids(
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
-    forward = dict(thought_id=thought_id, feedback=feedback, tau=tau, top_k=soft_top_k)
+    forward = dict(thought_id=thought_id, feedback=feedback, tau=tau, top_k=soft_top_k,
+                   slot_inputs=None if slot_inputs is None else slot_inputs.to(device))
     out = latent_forward(model, ids, mask, use_cache=use_cache, last_only=True, **forward)
     thoughts = out.thoughts if out.thoughts.shape[1] else None
     cache, logits = out.cache, out.logits[:, -1]  # (B, V)
@@ -126,15 +131,22 @@ def generate(
     soft_top_k: int | None = None,
     sampling: Sampling = Sampling(),
     use_cache: bool = True,
+    slot_inputs: torch.Tensor | None = None,
 ) -> Generation:
-    """Batched generation after each example's question, for any mode, with k = n_thoughts slots."""
+    """Batched generation after each example's question, for any mode, with k = n_thoughts slots.
+
+    slot_inputs: (B, k, C) fixed vectors for the slots (coconut, soft or pause) instead of the
+    model's own: what interventions on thoughts use.
+    """
     layout = prompt_layout(mode, n_thoughts)
     prompts = [render_prompt(example, tokenizer, mode, layout) for example in examples]
+    # Pause slots are ordinary tokens unless replaced; then they are handled like thought slots.
+    thought_id = tokenizer.pause_id if mode == "pause" and slot_inputs is not None else tokenizer.thought_id
     result = generate_ids(
         model, prompts,
-        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, thought_id=tokenizer.thought_id,
+        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, thought_id=thought_id,
         max_new_tokens=max_new_tokens, feedback="soft" if mode == "soft" else "hidden",
-        tau=tau, soft_top_k=soft_top_k, sampling=sampling, use_cache=use_cache,
+        tau=tau, soft_top_k=soft_top_k, sampling=sampling, use_cache=use_cache, slot_inputs=slot_inputs,
     )
     result.texts = [tokenizer.decode(ids) for ids in result.token_ids]
     if mode not in THOUGHT_MODES:

@@ -41,9 +41,9 @@ import torch
 from latent_cot.curriculum import SLOT_MODES, check_mode
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
-from latent_cot.data.render import render_prompt, slot_id
+from latent_cot.data.render import render_prompt
 from latent_cot.evaluate import evaluate, is_correct
-from latent_cot.generate import prompt_layout
+from latent_cot.generate import generate, prompt_layout
 from latent_cot.model import GPT
 from latent_cot.thoughts import latent_forward
 from latent_cot.tokenizer import ANSWER_MARKER, PAD, PAUSE, THOUGHT, UNK, Tokenizer
@@ -642,9 +642,8 @@ def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[
     """Greedy generation with given vectors fed at the K slot columns instead of the model's own.
 
     slot_inputs: (N, K, C). The vectors are fixed inputs: nothing is fed back, so replacing thought
-    1 does not change thought 2. Thought modes run as the latent forward does (prefix, one column per
-    slot, rest), pause as one pass, so feeding the model's own thoughts back reproduces `generate`
-    token for token. Returns the decoded texts.
+    1 does not change thought 2. Feeding the model's own thoughts reproduces `generate` token for
+    token. Returns the decoded texts.
     """
     N, K, _ = slot_inputs.shape
     _check_thought_mode(mode, K)
@@ -652,38 +651,12 @@ def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[
         raise ValueError(f"slot_inputs has {N} rows for {len(examples)} examples")
     was_training = model.training
     model.eval()
-    device = model.token_embeddings.device
-    slot = slot_id(tokenizer, mode)
     texts: list[str] = []
     for begin in range(0, N, batch_size):
-        batch = collate(_prompts(tokenizer, examples[begin:begin + batch_size], mode, K), tokenizer.pad_id)
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
-        B, T = ids.shape
-        if T + max_new_tokens > model.config.block_size:
-            raise ValueError(f"prompt ({T} positions) + max_new_tokens ({max_new_tokens}) exceeds block_size {model.config.block_size}")
-        first = int((ids == slot).float().argmax(dim=1)[0])  # prompts end together, so slots align
-        embeds = model.embed(ids).clone()  # (B, T, C)
-        embeds[:, first:first + K] = slot_inputs[begin:begin + B].to(embeds)
-        cache = model.new_cache()
-        if mode == "pause":
-            logits = model(input_embeds=embeds, attention_mask=mask, cache=cache, last_only=True).logits[:, -1]  # (B, V)
-        else:
-            model(input_embeds=embeds[:, :first], attention_mask=mask[:, :first], cache=cache, last_only=True)
-            for column in range(first, first + K):
-                model(input_embeds=embeds[:, column:column + 1], attention_mask=mask[:, column:column + 1], cache=cache)
-            logits = model(input_embeds=embeds[:, first + K:], attention_mask=mask[:, first + K:], cache=cache, last_only=True).logits[:, -1]
-        done = torch.zeros(B, dtype=torch.bool, device=device)
-        generated = []
-        for _ in range(max_new_tokens):
-            token = torch.where(done, torch.full_like(done, tokenizer.pad_id, dtype=torch.long), logits.argmax(dim=-1))  # (B,)
-            generated.append(token)
-            done = done | (token == tokenizer.eos_id)
-            if bool(done.all()):
-                break
-            logits = model(token[:, None], attention_mask=~done[:, None], cache=cache).logits[:, -1]
-        for row in torch.stack(generated, dim=1).tolist():  # (B, n)
-            end = row.index(tokenizer.eos_id) + 1 if tokenizer.eos_id in row else len(row)
-            texts.append(tokenizer.decode(row[:end]))
+        chunk = list(examples[begin:begin + batch_size])
+        out = generate(model, tokenizer, chunk, mode, K, max_new_tokens=max_new_tokens,
+                       slot_inputs=slot_inputs[begin:begin + len(chunk)])
+        texts.extend(out.texts)
     model.train(was_training)
     return texts
 

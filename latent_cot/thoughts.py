@@ -105,11 +105,14 @@ def latent_forward(
     use_cache: bool = False,
     last_only: bool = False,
     return_hidden: bool = False,
+    slot_inputs: torch.Tensor | None = None,
 ) -> LatentOutput:
     """Forward a batch whose `thought_id` slots are filled with continuous thoughts.
 
     With no slots this is exactly the plain forward. use_cache: return the key/value cache (for
-    generation). last_only: logits for the last position only (not with labels).
+    generation). last_only: logits for the last position only (not with labels). slot_inputs:
+    (B, K, C) fixed vectors to put in the K slot columns instead of feeding anything back (for
+    interventions); nothing is then sequential, so it is one pass.
     """
     if feedback not in FEEDBACKS:
         raise ValueError(f"unknown feedback {feedback!r}; expected one of {FEEDBACKS}")
@@ -127,6 +130,17 @@ def latent_forward(
         return LatentOutput(out.logits, loss, empty, is_slot[:, :0], -1, out.cache, out.hidden if return_hidden else None)
 
     embeds = model.embed(input_ids)  # (B, T, C)
+    if slot_inputs is not None:
+        if slot_inputs.shape != (B, K, C):
+            raise ValueError(f"slot_inputs must be (B, K, C) = {(B, K, C)}, got {tuple(slot_inputs.shape)}")
+        fixed = torch.zeros_like(embeds)
+        fixed[:, first:first + K] = slot_inputs.to(embeds)
+        embeds = torch.where(is_slot[..., None], fixed, embeds)  # (B, T, C)
+        out = model(input_embeds=embeds, attention_mask=attention_mask, cache=model.new_cache() if use_cache else None, last_only=last_only)
+        loss = shifted_loss(out.logits, labels) if labels is not None else None
+        thought_mask = is_slot[:, first:first + K]  # (B, K)
+        return LatentOutput(out.logits, loss, slot_inputs * thought_mask[..., None], thought_mask, first, out.cache,
+                            out.hidden if return_hidden else None)
     cache = model.new_cache()
     # With last_only (generation), only the last column's logits are needed; soft feedback reads those.
     prefix = model(input_embeds=embeds[:, :first], attention_mask=attention_mask[:, :first], cache=cache, last_only=last_only)

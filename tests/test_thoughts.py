@@ -153,3 +153,18 @@ def test_malformed_slots_are_rejected():
         latent_forward(model, torch.tensor([[TOK.thought_id, 5]]), thought_id=TOK.thought_id)
     with pytest.raises(ValueError, match="feedback"):
         latent_forward(model, ids, mask, thought_id=TOK.thought_id, feedback="sampled")
+
+
+def test_fixed_slot_inputs_replay_the_model_own_thoughts_and_replace_them():
+    model = tiny_model(TOK.vocab_size)
+    _, batch = ragged_batch()
+    own = latent_forward(model, batch["input_ids"], batch["attention_mask"], thought_id=TOK.thought_id)
+    replay = latent_forward(model, batch["input_ids"], batch["attention_mask"], thought_id=TOK.thought_id,
+                            slot_inputs=own.thoughts)
+    torch.testing.assert_close(replay.logits, own.logits, atol=1e-5, rtol=0)
+    zeroed = latent_forward(model, batch["input_ids"], batch["attention_mask"], thought_id=TOK.thought_id,
+                            slot_inputs=torch.zeros_like(own.thoughts), return_hidden=True)
+    assert not torch.allclose(zeroed.logits, own.logits)
+    with pytest.raises(ValueError, match="slot_inputs"):
+        latent_forward(model, batch["input_ids"], batch["attention_mask"], thought_id=TOK.thought_id,
+                       slot_inputs=own.thoughts[:, :1])

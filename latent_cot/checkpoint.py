@@ -1,0 +1,66 @@
+"""Load a training checkpoint without knowing Lightning: backbone, tokenizer, mode, curriculum.
+
+    run = load_run("runs/coconut/checkpoints/last.ckpt")
+    evaluate(run.model, run.tokenizer, examples, run.mode, run.n_thoughts)
+
+A checkpoint written by lit.LatentCoTSystem is self-contained: it holds the tokenizer, the
+resolved GPT config and the curriculum next to the weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latent_cot.config import GPTConfig
+from latent_cot.curriculum import SLOT_MODES, Schedule
+from latent_cot.model import GPT
+from latent_cot.tokenizer import Tokenizer
+
+CHECKPOINT_KEY = "latent_cot"
+MODEL_PREFIX = "model."  # the backbone's attribute name in the LightningModule
+
+
+@dataclass
+class LoadedRun:
+    model: GPT  # in eval mode
+    tokenizer: Tokenizer
+    mode: str
+    schedule: Schedule
+    hparams: dict[str, Any]  # the system's init arguments (model section of the config)
+    data_hparams: dict[str, Any] = field(default_factory=dict)  # the data module's
+    stage: int = 0  # curriculum stage when the checkpoint was written
+    epoch: int = 0
+    global_step: int = 0
+
+    @property
+    def n_thoughts(self) -> int:
+        """Thoughts at the final layout: what evaluation uses."""
+        return self.schedule.max_thoughts() if self.mode in SLOT_MODES else 0
+
+
+def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    if CHECKPOINT_KEY not in checkpoint:
+        raise ValueError(f"{path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
+    state = checkpoint[CHECKPOINT_KEY]
+    model = GPT(GPTConfig(**state["gpt_config"]))
+    weights = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    model.load_state_dict(weights)
+    model.eval()
+    return LoadedRun(
+        model=model,
+        tokenizer=Tokenizer.from_json(state["tokenizer"]),
+        mode=state["mode"],
+        schedule=Schedule(**state["schedule"]),
+        hparams=dict(checkpoint.get("hyper_parameters", {})),
+        data_hparams=dict(checkpoint.get("datamodule_hyper_parameters", {})),
+        stage=int(state.get("stage", 0)),
+        epoch=int(checkpoint.get("epoch", 0)),
+        global_step=int(checkpoint.get("global_step", 0)),
+    )

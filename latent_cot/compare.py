@@ -1,0 +1,219 @@
+"""`latent-cot compare`: train several modes on equal terms and write a results table.
+
+Every mode gets the same backbone, data, seed(s) and number of epochs (the training config is
+shared; only `model.mode` changes). Each trained model is evaluated on the held-out test split at
+the final layout. Written to <out_dir>/<name>/:
+
+    results.md        Markdown table (accuracy mean ± std over seeds, tokens, ms/example, train time)
+                      plus the exact command, git commit, seeds and configs
+    results.json      the same, machine-readable, with per-epoch validation accuracy
+    predictions/      one JSONL of per-example records per mode and seed
+    configs/          the resolved training config (YAML) of each mode and seed
+    accuracy.png      validation accuracy (final layout) per epoch, one line per mode
+
+    latent-cot compare                                    # configs/compare/default.yaml
+    latent-cot compare --config configs/compare/default.yaml --modes no_cot cot --seeds 0 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = "configs/compare/default.yaml"
+COMPARE_KEYS = {"name", "modes", "seeds", "configs", "overrides", "out_dir", "run_dir"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help=f"compare config YAML (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--name", help="results sub-directory (default: the config's name)")
+    parser.add_argument("--modes", nargs="+", help="modes to train (default: the config's)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the config's)")
+    parser.add_argument("--out_dir", help="where results/<name> goes (default: the config's, else results)")
+    parser.add_argument("--run_dir", help="where training runs (logs, checkpoints) go")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training config value, e.g. --set trainer.max_epochs=2 (repeatable)")
+
+
+def load_compare_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config: {path} does not exist")
+    config = yaml.safe_load(path.read_text()) or {}
+    unknown = set(config) - COMPARE_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(COMPARE_KEYS)}")
+    base = path.parent
+    configs = []
+    for item in config.get("configs", []):  # relative to the repository root, else to the compare config
+        candidate = Path(item)
+        configs.append(str(candidate if candidate.is_file() else base / item))
+    config["configs"] = configs
+    return config
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    """Train and test one mode with one seed through the same CLI wiring as `latent-cot fit`."""
+    from latent_cot.train_cli import make_cli
+
+    args = [a for c in configs for a in ("--config", c)]
+    args += [f"--model.mode={mode}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run_dir}"]
+    args += [f"--{o}" if not o.startswith("--") else o for o in overrides]
+    cli = make_cli(args, run=False)
+    resolved = cli.parser.dump(cli.config)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    train_seconds = time.perf_counter() - start
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    result = cli.model.test_result
+    return {
+        "mode": mode, "seed": seed, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens,
+        "ms_per_example": result.ms_per_example, "n_test": result.n_examples, "n_thoughts": result.n_thoughts,
+        "train_seconds": train_seconds, "epochs": cli.trainer.current_epoch, "global_step": cli.trainer.global_step,
+        "history": list(cli.model.history), "config": resolved, "eval": result,
+    }
+
+
+def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: list[str] | None = None,
+            name: str = "default", out_dir: str | Path = "results", run_dir: str | Path = "runs/compare",
+            command: str | None = None) -> dict[str, Any]:
+    """Train every mode x seed, evaluate on the test split, write results; returns results.json's content."""
+    from latent_cot.curriculum import check_mode
+
+    for mode in modes:
+        try:
+            check_mode(mode)
+        except ValueError as error:
+            raise ValueError(f"modes: {error}") from None
+    for c in configs:
+        if not Path(c).is_file():
+            raise FileNotFoundError(f"configs: {c} does not exist")
+    overrides = list(overrides or [])
+    out = Path(out_dir) / name
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    (out / "configs").mkdir(parents=True, exist_ok=True)
+    runs = []
+    for mode in modes:
+        for seed in seeds:
+            print(f"[compare] training {mode} (seed {seed})", flush=True)
+            run = train_one(mode, seed, configs, overrides, Path(run_dir) / name / f"{mode}_seed{seed}")
+            run.pop("eval").write_records(out / "predictions" / f"{mode}_seed{seed}.jsonl")
+            (out / "configs" / f"{mode}_seed{seed}.yaml").write_text(run.pop("config"))
+            runs.append(run)
+            print(f"[compare] {mode} seed {seed}: accuracy {run['accuracy']:.3f}, {run['train_seconds']:.0f} s", flush=True)
+    rows = []
+    for mode in modes:
+        mine = [r for r in runs if r["mode"] == mode]
+        acc_mean, acc_std = _mean_std([r["accuracy"] for r in mine])
+        rows.append({
+            "mode": mode, "accuracy_mean": acc_mean, "accuracy_std": acc_std,
+            "mean_tokens": statistics.fmean(r["mean_tokens"] for r in mine),
+            "ms_per_example": statistics.fmean(r["ms_per_example"] for r in mine),
+            "train_seconds": statistics.fmean(r["train_seconds"] for r in mine),
+            "n_thoughts": mine[0]["n_thoughts"], "n_test": mine[0]["n_test"],
+        })
+    results = {
+        "name": name, "command": command, "git": git_state(), "seeds": seeds, "modes": modes,
+        "configs": configs, "overrides": overrides, "rows": rows, "runs": runs,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown_table(rows, len(seeds))
+    (out / "results.md").write_text(results_markdown(results, table))
+    plot_accuracy(runs, out / "accuracy.png")
+    print(table)
+    print(f"[compare] wrote {out}/results.md, results.json, accuracy.png, predictions/, configs/")
+    return results
+
+
+def markdown_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
+    acc_header = f"accuracy (mean ± std, {n_seeds} seeds)" if n_seeds > 1 else "accuracy"
+    lines = [f"| mode | {acc_header} | tokens generated | ms / example | train time (s) |", "|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{100 * r['accuracy_mean']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if n_seeds > 1 else "")
+        lines.append(f"| {r['mode']} | {acc} | {r['mean_tokens']:.1f} | {r['ms_per_example']:.2f} | {r['train_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def results_markdown(results: dict[str, Any], table: str) -> str:
+    git = results["git"]
+    n_test = results["rows"][0]["n_test"] if results["rows"] else 0
+    dirty = " (working tree had uncommitted changes)" if git.get("dirty") else ""
+    return (
+        f"# Comparison `{results['name']}`\n\n"
+        f"Accuracy (%) on {n_test} held-out test examples at the final layout (exact match after `###`); "
+        f"tokens generated include continuous thoughts. Every mode has the same backbone, data, seeds and epochs.\n\n"
+        f"{table}\n"
+        f"- command: `{results['command']}`\n"
+        f"- git commit: `{git.get('commit')}`{dirty}\n"
+        f"- seeds: {results['seeds']}\n"
+        f"- training configs: {', '.join(f'`{c}`' for c in results['configs'])}"
+        + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "") + "\n"
+        f"- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
+        f"- validation accuracy per epoch: `accuracy.png`\n"
+    )
+
+
+def plot_accuracy(runs: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for mode in dict.fromkeys(r["mode"] for r in runs):
+        mine = [r for r in runs if r["mode"] == mode and r["history"]]
+        if not mine:
+            continue
+        epochs = [h["epoch"] + 1 for h in mine[0]["history"]]
+        accs = [statistics.fmean(r["history"][i]["val_acc"] for r in mine if i < len(r["history"])) for i in range(len(epochs))]
+        ax.plot(epochs, [100 * a for a in accs], marker="o", label=mode)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%), final layout")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_compare_config(args.config or DEFAULT_CONFIG)
+    command = "latent-cot compare " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "latent-cot compare"
+    compare(
+        modes=args.modes or config.get("modes", ["no_cot", "cot", "coconut"]),
+        seeds=args.seeds or config.get("seeds", [0]),
+        configs=config.get("configs", []),
+        overrides=list(config.get("overrides", [])) + list(args.overrides),
+        name=args.name or config.get("name", "default"),
+        out_dir=args.out_dir or config.get("out_dir", "results"),
+        run_dir=args.run_dir or config.get("run_dir", "runs/compare"),
+        command=command.strip(),
+    )
+    return 0

@@ -1,0 +1,310 @@
+"""The LightningDataModule: examples from files or a generator, a tokenizer, and curriculum batches.
+
+Notation: B batch | T sequence.
+
+The curriculum changes the data, so the training batches are built here, at the start of each
+epoch, from the epoch number alone:
+
+- the stage of every example is `Schedule.sample_stage(epoch, rng)` with an rng seeded by
+  (seed, epoch), drawn in dataset order, so uniform mixing is reproducible and identical on every
+  process;
+- the order is a permutation seeded by (seed, epoch); a global batch is `batch_size * world_size`
+  consecutive indices of it, and process `rank` takes its `rank`-th share, so a DDP run sees the
+  same global batches as one process with the same global batch;
+- a resumed run skips the batches its checkpoint had already trained on (`skip_batches`), so the
+  data order resumes mid-epoch exactly.
+
+Batches carry `global_tokens`: the supervised-token count of the whole global batch, so the loss
+is normalised the same way whether the global batch lives on one process or is split over several.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import lightning as L
+import torch
+
+from latent_cot.curriculum import SLOT_MODES, Layout, Schedule, check_mode
+from latent_cot.data.batch import collate
+from latent_cot.data.example import Example
+from latent_cot.data.render import IGNORE, Rendered, render, training_text
+from latent_cot.tokenizer import Tokenizer
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message starts with the config key."""
+
+
+def _stage_rng(seed: int, epoch: int) -> random.Random:
+    return random.Random(f"stages-{seed}-{epoch}")
+
+
+def _order_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def _no_skip(epoch: int) -> int:
+    return 0
+
+
+class RenderCache:
+    """render() memoised per (example, layout): an example is rendered once per distinct layout."""
+
+    def __init__(self, examples: list[Example], tokenizer: Tokenizer, mode: str):
+        self.examples, self.tokenizer, self.mode = examples, tokenizer, mode
+        self._cache: dict[tuple[int, Layout], Rendered] = {}
+
+    def get(self, index: int, layout: Layout) -> Rendered:
+        key = (index, layout)
+        if key not in self._cache:
+            self._cache[key] = render(self.examples[index], self.tokenizer, self.mode, layout)
+        return self._cache[key]
+
+
+@dataclass
+class BatchPlan:
+    """Which examples form each of this process's batches in one epoch."""
+
+    global_batches: list[list[int]]  # every global batch, indices into the dataset
+    local_batches: list[list[int]]  # this rank's share of each
+
+
+def plan_batches(n: int, batch_size: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> BatchPlan:
+    """Split one epoch into global batches of batch_size * world_size, each shared evenly by rank.
+
+    Like DistributedSampler, the order is padded by wrapping around to a multiple of world_size so
+    every process gets the same number of batches of the same size (no DDP hang on a ragged end).
+    """
+    order = torch.randperm(n, generator=_order_generator(seed, epoch)).tolist() if shuffle else list(range(n))
+    if world_size > 1 and len(order) % world_size:
+        order += order[: world_size - len(order) % world_size]
+    step = batch_size * world_size
+    global_batches = [order[i:i + step] for i in range(0, len(order), step)]
+    local_batches = []
+    for batch in global_batches:
+        share = len(batch) // world_size
+        local_batches.append(batch[rank * share:(rank + 1) * share])
+    return BatchPlan(global_batches, local_batches)
+
+
+class CurriculumBatches:
+    """An iterable of collated batches for the epoch that `epoch_fn()` names when iteration starts.
+
+    Built once; each `iter()` renders the epoch's stages and order, so it works whether or not the
+    Trainer reloads dataloaders. `skip_fn(epoch)` says how many batches to skip (mid-epoch resume).
+    """
+
+    def __init__(self, cache: RenderCache, schedule: Schedule, *, batch_size: int, shuffle: bool, seed: int,
+                 epoch_fn: Callable[[], int], skip_fn: Callable[[int], int] = _no_skip,
+                 rank: int = 0, world_size: int = 1, stage_fn: Callable[[int, random.Random], int] | None = None):
+        self.cache, self.schedule = cache, schedule
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.epoch_fn, self.skip_fn = epoch_fn, skip_fn
+        self.rank, self.world_size = rank, world_size
+        self.stage_fn = stage_fn or schedule.sample_stage
+        tokenizer = cache.tokenizer
+        self.pad_id = tokenizer.pad_id
+        self.align_id = tokenizer.bot_id if cache.mode in SLOT_MODES else None
+
+    def __len__(self) -> int:
+        n = len(self.cache.examples)
+        if self.world_size > 1:
+            n += (-n) % self.world_size
+        return -(-n // (self.batch_size * self.world_size))
+
+    def rendered_epoch(self, epoch: int) -> list[Rendered]:
+        """Every example rendered at the stage it gets this epoch (in dataset order)."""
+        rng = _stage_rng(self.seed, epoch)
+        out = []
+        for index, example in enumerate(self.cache.examples):
+            stage = self.stage_fn(epoch, rng)
+            out.append(self.cache.get(index, self.schedule.layout(self.cache.mode, len(example.steps), stage)))
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        epoch = self.epoch_fn()
+        rendered = self.rendered_epoch(epoch)
+        plan = plan_batches(len(rendered), self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch,
+                            rank=self.rank, world_size=self.world_size)
+        for position in range(self.skip_fn(epoch), len(plan.local_batches)):
+            items = [rendered[i] for i in plan.local_batches[position]]
+            batch = collate([r.input_ids for r in items], self.pad_id, labels=[r.labels for r in items], align_id=self.align_id)
+            global_tokens = sum(_supervised(rendered[i]) for i in plan.global_batches[position])
+            batch["global_tokens"] = torch.tensor(global_tokens, dtype=torch.long)
+            yield batch
+
+
+def _supervised(rendered: Rendered) -> int:
+    """Positions that contribute to the shifted loss (the first label is never predicted)."""
+    return sum(1 for label in rendered.labels[1:] if label != IGNORE)
+
+
+class LatentDataModule(L.LightningDataModule):
+    """Train/valid/test examples from files (train_path, ...) or generated (task, n_train, ...).
+
+    Args:
+        train_path, valid_path, test_path: example files in any format `load_examples` reads.
+            Used instead of a generated split where given.
+        task: a generated task (see data/tasks.py); its splits are disjoint.
+        n_train, n_valid, n_test: generated split sizes.
+        knobs: task knobs, e.g. {steps: [1, 3]}.
+        seed: seeds the generated data, the per-epoch order and the stage sampling.
+        compact: compact rendering of graph tasks (data/compact.py).
+        gpt2_dir: a local GPT-2 directory whose tokenizer.json to use; otherwise a word-level
+            tokenizer is trained on the training corpus.
+        batch_size: per process; the global batch is batch_size * number of processes.
+        valid_batch_size: batch size of the teacher-forced validation (and test) loss.
+    """
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        valid_path: str | None = None,
+        test_path: str | None = None,
+        task: str | None = None,
+        n_train: int = 1000,
+        n_valid: int = 100,
+        n_test: int = 100,
+        knobs: dict[str, Any] | None = None,
+        seed: int = 0,
+        compact: bool = False,
+        gpt2_dir: str | None = None,
+        batch_size: int = 32,
+        valid_batch_size: int = 64,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        check_data_config(self.hparams)
+        self.train_examples: list[Example] = []
+        self.valid_examples: list[Example] = []
+        self.test_examples: list[Example] = []
+        self.tokenizer: Tokenizer | None = None
+        self.mode: str | None = None
+        self.schedule: Schedule | None = None
+        self.skip_fn: Callable[[int], int] = _no_skip
+        self._loaded = False
+
+    # ----- data ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read or generate the splits (once)."""
+        if self._loaded:
+            return
+        h = self.hparams
+        generated: tuple[list[Example], ...] = ([], [], [])
+        if h.task is not None:
+            from latent_cot.data.tasks import make_splits
+
+            generated = make_splits(h.task, h.n_train if h.train_path is None else 0, h.n_valid if h.valid_path is None else 0,
+                                    h.n_test if h.test_path is None else 0, h.seed, **(h.knobs or {}))
+        from latent_cot.data.loaders import load_examples
+
+        splits = []
+        for path, made in zip((h.train_path, h.valid_path, h.test_path), generated):
+            splits.append(load_examples(path) if path is not None else list(made))
+        if h.compact:
+            from latent_cot.data.compact import compact_example
+
+            splits = [[compact_example(e) for e in split] for split in splits]
+        self.train_examples, self.valid_examples, self.test_examples = splits
+        self._loaded = True
+
+    def build_tokenizer(self) -> Tokenizer:
+        self.load()
+        if self.hparams.gpt2_dir is not None:
+            return Tokenizer.from_gpt2_dir(self.hparams.gpt2_dir)
+        corpus = self.train_examples or self.valid_examples or self.test_examples
+        return Tokenizer.train(training_text(e) for e in corpus)
+
+    def attach(self, mode: str, schedule: Schedule, tokenizer: Tokenizer | None = None) -> None:
+        """Set the mode and curriculum the batches follow (the system does this in setup)."""
+        self.mode, self.schedule = check_mode(mode), schedule
+        self.load()
+        if tokenizer is not None:
+            self.tokenizer = tokenizer
+        elif self.tokenizer is None:
+            self.tokenizer = self.build_tokenizer()
+
+    def setup(self, stage: str) -> None:
+        self.load()
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if module is not None and hasattr(module, "prepare_data_for"):
+            module.prepare_data_for(self)  # attaches mode, schedule and tokenizer
+
+    # ----- loaders ------------------------------------------------------------------------
+    def _require_attached(self) -> None:
+        if self.mode is None or self.schedule is None or self.tokenizer is None:
+            raise RuntimeError("LatentDataModule: call attach(mode, schedule) first (the system does it in setup)")
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def batches(self, examples: list[Example], *, train: bool, stage_fn=None, batch_size: int | None = None) -> CurriculumBatches:
+        self._require_attached()
+        rank, world = self._rank_world()
+        return CurriculumBatches(
+            RenderCache(examples, self.tokenizer, self.mode), self.schedule,
+            batch_size=batch_size or (self.hparams.batch_size if train else self.hparams.valid_batch_size),
+            shuffle=train, seed=self.hparams.seed, epoch_fn=self._epoch,
+            skip_fn=self.skip_fn if train else _no_skip,
+            rank=rank, world_size=world, stage_fn=stage_fn)
+
+    def train_dataloader(self) -> CurriculumBatches:
+        if not self.train_examples:
+            raise ConfigError("data: no training examples (set data.train_path or data.task with data.n_train)")
+        return self.batches(self.train_examples, train=True)
+
+    def val_dataloader(self) -> CurriculumBatches:
+        # Teacher-forced loss at the current stage, without uniform mixing.
+        return self.batches(self.valid_examples, train=False, stage_fn=lambda epoch, rng: self.schedule.stage_at(epoch))
+
+    def test_dataloader(self) -> CurriculumBatches:
+        return self.batches(self.test_examples, train=False, stage_fn=lambda epoch, rng: self.schedule.final_stage)
+
+    def max_length(self, examples: list[Example]) -> int:
+        """The longest rendered sequence over every stage of the curriculum (thought slots included)."""
+        self._require_attached()
+        longest = 0
+        cache = RenderCache(examples, self.tokenizer, self.mode)
+        for index, example in enumerate(examples):
+            layouts = {self.schedule.layout(self.mode, len(example.steps), s) for s in range(self.schedule.final_stage + 1)}
+            full = cache.get(index, Layout(0, 0, markers=False))  # question, every step, answer
+            # Lengths follow from the full rendering: drop the removed steps' tokens, add <bot> slots <eot>.
+            step_lengths = [len(self.tokenizer.encode(step + "\n")) for step in example.steps]
+            for layout in layouts:
+                length = len(full.input_ids) - sum(step_lengths[:layout.n_removed_steps])
+                length += (2 + layout.n_slots) if layout.markers else 0
+                longest = max(longest, length)
+        return longest
+
+
+def check_data_config(h: Any) -> None:
+    """Fail fast on data settings that cannot work, naming the key."""
+    for key in ("train_path", "valid_path", "test_path"):
+        path = getattr(h, key)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"data.{key}: file {path!r} does not exist")
+    if h.task is None and h.train_path is None:
+        raise ConfigError("data.task / data.train_path: give a task to generate or a training file")
+    if h.task is not None:
+        from latent_cot.data.tasks import TASKS, knobs_of
+
+        if h.task not in TASKS:
+            raise ConfigError(f"data.task: unknown task {h.task!r}; known tasks: {', '.join(TASKS)}")
+        unknown = sorted(set(h.knobs or {}) - set(knobs_of(h.task)))
+        if unknown:
+            raise ConfigError(f"data.knobs: task {h.task!r} has no knob(s) {unknown}; its knobs: {sorted(knobs_of(h.task))}")
+    if h.valid_path is None and (h.task is None or h.n_valid < 1):
+        raise ConfigError("data.valid_path / data.n_valid: validation needs held-out examples")
+    if h.gpt2_dir is not None and not (Path(h.gpt2_dir) / "tokenizer.json").is_file():
+        raise ConfigError(f"data.gpt2_dir: {h.gpt2_dir!r} has no tokenizer.json")
+    for key in ("batch_size", "valid_batch_size"):
+        if getattr(h, key) < 1:
+            raise ConfigError(f"data.{key}: must be >= 1, got {getattr(h, key)}")

@@ -1,0 +1,296 @@
+"""The LightningModule "system": a GPT backbone trained in any reasoning mode through the curriculum.
+
+Notation: B batch | T sequence | V vocab.
+
+The backbone (model.py) knows nothing of Lightning; this file adds the training step (one
+`latent_forward` per batch), the optimizer (AdamW, optional linear warm-up, state reset when the
+curriculum stage changes), validation in two layouts (teacher-forced loss at the current stage,
+generation at the final one) and a self-contained checkpoint (tokenizer, resolved GPT config,
+curriculum stage, data position).
+
+The backbone is built in `setup`, once the data module has a tokenizer: its vocabulary size is the
+tokenizer's. `init_from` starts from an earlier run's weights (and tokenizer), e.g. a CoT run
+continued into the latent curriculum.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from latent_cot.config import PRESETS, GPTConfig
+from latent_cot.curriculum import MODES, SLOT_MODES, Schedule
+from latent_cot.data.render import IGNORE
+from latent_cot.datamodule import ConfigError, LatentDataModule
+from latent_cot.model import GPT
+from latent_cot.thoughts import latent_forward
+from latent_cot.tokenizer import Tokenizer
+
+from latent_cot.checkpoint import CHECKPOINT_KEY  # our own section of a Lightning checkpoint
+
+
+def eval_thoughts(mode: str, schedule: Schedule) -> int:
+    """k at evaluation: the final stage's thoughts for slot modes, none otherwise."""
+    return schedule.max_thoughts() if mode in SLOT_MODES else 0
+
+
+class LatentCoTSystem(L.LightningModule):
+    """Trains a GPT in one reasoning mode.
+
+    Args:
+        mode: no_cot | cot | coconut | pause | no_thought | soft.
+        backbone: GPT preset name (config.PRESETS); vocab_size always comes from the tokenizer.
+        backbone_overrides: GPTConfig fields to override, e.g. {n_layer: 2, block_size: 256}.
+        init_from: checkpoint of an earlier run whose backbone weights and tokenizer to start from.
+        max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob: the curriculum
+            (curriculum.Schedule).
+        lr, weight_decay, warmup_steps, betas: AdamW, linear warm-up over the first steps.
+        reset_optimizer: clear the optimizer state when the curriculum stage changes (Coconut does).
+        tau: temperature of `soft` thoughts.
+        eval_limit: how many validation examples to decode each epoch (None: all).
+        eval_every_n_epochs: decode every this many epochs (and always after the last).
+        eval_max_new_tokens: decoding budget per example.
+        eval_batch_size: decoding batch size.
+    """
+
+    def __init__(
+        self,
+        mode: str = "coconut",
+        backbone: str = "small",
+        backbone_overrides: dict[str, Any] | None = None,
+        init_from: str | None = None,
+        max_stage: int = 3,
+        thoughts_per_step: int = 1,
+        epochs_per_stage: int = 2,
+        pad_to_max: bool = True,
+        uniform_prob: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        betas: tuple[float, float] = (0.9, 0.95),
+        reset_optimizer: bool = True,
+        tau: float = 1.0,
+        eval_limit: int | None = 200,
+        eval_every_n_epochs: int = 1,
+        eval_max_new_tokens: int = 64,
+        eval_batch_size: int = 128,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if mode not in MODES:
+            raise ConfigError(f"model.mode: unknown mode {mode!r}; known modes: {', '.join(MODES)}")
+        if backbone not in PRESETS:
+            raise ConfigError(f"model.backbone: unknown preset {backbone!r}; known: {', '.join(PRESETS)}")
+        try:
+            GPTConfig.from_name(backbone, **(backbone_overrides or {}))
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"model.backbone_overrides: {error}") from None
+        try:
+            self.schedule = Schedule(max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob)
+        except ValueError as error:
+            raise ConfigError(f"model.{str(error).removeprefix('schedule.')}") from None
+        if init_from is not None:
+            from pathlib import Path
+
+            if not Path(init_from).is_file():
+                raise ConfigError(f"model.init_from: checkpoint {init_from!r} does not exist")
+        for key, value in (("lr", lr), ("tau", tau), ("eval_every_n_epochs", eval_every_n_epochs), ("eval_max_new_tokens", eval_max_new_tokens)):
+            if value <= 0:
+                raise ConfigError(f"model.{key}: must be > 0, got {value}")
+        if warmup_steps < 0:
+            raise ConfigError(f"model.warmup_steps: must be >= 0, got {warmup_steps}")
+        self.mode = mode
+        self.init_from = init_from
+        self.model: GPT | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.gpt_config: GPTConfig | None = None
+        self.history: list[dict[str, float]] = []  # one row per decoded validation epoch
+        self.test_result = None  # evaluate.EvalResult of the last test run
+        self._optimizer_stage: int | None = None  # stage the optimizer state belongs to
+        self._epoch_batches = 0  # batches trained in the current epoch (the data position)
+        self._resume: dict[str, int] | None = None  # data position read from a checkpoint
+
+    # ----- building -----------------------------------------------------------------------
+    def prepare_data_for(self, datamodule: LatentDataModule) -> None:
+        """Give the data module this run's mode, curriculum and tokenizer (called from its setup)."""
+        tokenizer = self.tokenizer
+        if tokenizer is None and self.init_from is not None:
+            from latent_cot.checkpoint import load_run
+
+            tokenizer = load_run(self.init_from).tokenizer
+        datamodule.attach(self.mode, self.schedule, tokenizer)
+        datamodule.skip_fn = self._skip_batches
+
+    def build(self, tokenizer: Tokenizer) -> None:
+        """Create the backbone for this tokenizer (once)."""
+        if self.model is not None:
+            return
+        self.tokenizer = tokenizer
+        self.gpt_config = GPTConfig.from_name(self.hparams.backbone, **{**(self.hparams.backbone_overrides or {}), "vocab_size": tokenizer.vocab_size})
+        self.model = GPT(self.gpt_config)
+        if self.init_from is not None:
+            from latent_cot.checkpoint import load_run
+
+            earlier = load_run(self.init_from)
+            if earlier.tokenizer.to_json() != tokenizer.to_json():
+                raise ConfigError(f"model.init_from: {self.init_from} was trained with another tokenizer")
+            self.model.load_state_dict(earlier.model.state_dict())
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self.trainer is not None else None
+        if not isinstance(datamodule, LatentDataModule):
+            if self.model is None:
+                raise RuntimeError("LatentCoTSystem needs a LatentDataModule (it provides the tokenizer)")
+            return
+        if datamodule.tokenizer is None or datamodule.mode is None:
+            self.prepare_data_for(datamodule)
+        self.build(datamodule.tokenizer)
+        self.check_fits(datamodule)
+
+    def check_fits(self, datamodule: LatentDataModule) -> None:
+        """Fail before training when a sequence (thoughts included) exceeds the context length."""
+        block = self.gpt_config.block_size
+        for name, examples in (("train", datamodule.train_examples), ("valid", datamodule.valid_examples)):
+            if not examples:
+                continue
+            longest = datamodule.max_length(examples)
+            if longest > block:
+                raise ConfigError(
+                    f"model.backbone_overrides.block_size: the longest {name} sequence needs {longest} positions "
+                    f"(with up to {self.schedule.max_thoughts()} thoughts, model.max_stage x model.thoughts_per_step) "
+                    f"but block_size is {block}")
+        if datamodule.valid_examples:
+            longest_prompt = max(len(datamodule.tokenizer.encode(e.question + "\n")) for e in datamodule.valid_examples[:1000])
+            need = longest_prompt + eval_thoughts(self.mode, self.schedule) + 2 + self.hparams.eval_max_new_tokens
+            if need > block:
+                raise ConfigError(
+                    f"model.eval_max_new_tokens: prompt ({longest_prompt}) + thoughts + {self.hparams.eval_max_new_tokens} "
+                    f"new tokens exceeds block_size {block}")
+
+    def on_fit_start(self) -> None:
+        if self.trainer.world_size > 1 and getattr(self.trainer._accelerator_connector, "use_distributed_sampler", False):
+            raise ConfigError("trainer.use_distributed_sampler: must be false; the data module shards batches by rank itself")
+
+    # ----- training -----------------------------------------------------------------------
+    def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed next-token loss over supervised positions, their count): one latent forward."""
+        tok = self.tokenizer
+        out = latent_forward(
+            self.model, batch["input_ids"], batch["attention_mask"],
+            thought_id=tok.thought_id, bot_id=tok.bot_id, eot_id=tok.eot_id,
+            feedback="soft" if self.mode == "soft" else "hidden", tau=self.hparams.tau)
+        labels = batch["labels"][:, 1:]  # (B, T-1)
+        logits = out.logits[:, :-1]  # (B, T-1, V)
+        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                   ignore_index=IGNORE, reduction="sum")
+        return loss_sum, (labels != IGNORE).sum()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss_sum, n_tokens = self.forward_loss(batch)
+        # A token mean over the global batch: DDP averages gradients over processes, so each process
+        # scales its sum by world_size / (supervised tokens of the whole global batch).
+        world = self.trainer.world_size
+        loss = loss_sum * world / batch.get("global_tokens", n_tokens).clamp(min=1).to(loss_sum.dtype)
+        self._epoch_batches += 1
+        self.log("train/loss", loss_sum / n_tokens.clamp(min=1), prog_bar=True, on_epoch=True, batch_size=int(n_tokens))
+        self.log("train/stage", float(self.schedule.stage_at(self.current_epoch)), prog_bar=True)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        resume = self._resume
+        self._epoch_batches = resume["batches"] if resume and resume["epoch"] == self.current_epoch else 0
+        self._resume = None
+        stage = self.schedule.stage_at(self.current_epoch)
+        if self.hparams.reset_optimizer and self._optimizer_stage is not None and stage != self._optimizer_stage:
+            for optimizer in self.trainer.optimizers:
+                optimizer.state.clear()  # AdamW moments and step counts start afresh for the new stage
+        self._optimizer_stage = stage
+
+    def _skip_batches(self, epoch: int) -> int:
+        resume = self._resume
+        return resume["batches"] if resume and resume["epoch"] == epoch else 0
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on biases and LayerNorm gains
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        warmup = self.hparams.warmup_steps
+        if not warmup:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----- validation and test ------------------------------------------------------------
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss_sum, n_tokens = self.forward_loss(batch)
+        self.log("val/loss", loss_sum / n_tokens.clamp(min=1), prog_bar=True, sync_dist=True, batch_size=int(n_tokens))
+
+    def decode(self, examples, limit: int | None = None):
+        from latent_cot.evaluate import evaluate
+
+        examples = examples if limit is None else examples[:limit]
+        return evaluate(self.model, self.tokenizer, examples, self.mode, eval_thoughts(self.mode, self.schedule),
+                        batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens,
+                        tau=self.hparams.tau)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
+        if not last and (self.current_epoch + 1) % self.hparams.eval_every_n_epochs:
+            return
+        result = self.decode(self.trainer.datamodule.valid_examples, self.hparams.eval_limit)
+        self.log("val/acc", result.accuracy, prog_bar=True)
+        self.log("val/tokens", result.mean_tokens, prog_bar=True)
+        self.log("val/ms_per_example", result.ms_per_example)
+        metrics = self.trainer.callback_metrics
+        self.history.append({
+            "epoch": self.current_epoch, "stage": self.schedule.stage_at(self.current_epoch),
+            "val_acc": result.accuracy, "val_tokens": result.mean_tokens,
+            "val_loss": float(metrics["val/loss"]) if "val/loss" in metrics else math.nan,
+            "train_loss": float(metrics["train/loss"]) if "train/loss" in metrics else math.nan,
+        })
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss_sum, n_tokens = self.forward_loss(batch)
+        self.log("test/loss", loss_sum / n_tokens.clamp(min=1), sync_dist=True, batch_size=int(n_tokens))
+
+    def on_test_epoch_end(self) -> None:
+        self.test_result = self.decode(self.trainer.datamodule.test_examples)
+        self.log("test/acc", self.test_result.accuracy)
+        self.log("test/tokens", self.test_result.mean_tokens)
+        self.log("test/ms_per_example", self.test_result.ms_per_example)
+
+    # ----- checkpoints --------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "tokenizer": self.tokenizer.to_json(),
+            "gpt_config": self.gpt_config.to_dict(),
+            "mode": self.mode,
+            "schedule": asdict(self.schedule),
+            "stage": self.schedule.stage_at(self.current_epoch),
+            "optimizer_stage": self._optimizer_stage,
+            # Batches of this epoch already trained on; the data order itself follows from the seed.
+            "data_position": {"epoch": self.current_epoch, "batches": self._epoch_batches},
+            "history": list(self.history),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint[CHECKPOINT_KEY]
+        tokenizer = Tokenizer.from_json(state["tokenizer"])
+        if self.model is None:  # load_from_checkpoint: build before the state dict arrives
+            self.tokenizer = tokenizer
+            self.gpt_config = GPTConfig(**state["gpt_config"])
+            self.model = GPT(self.gpt_config)
+        elif tokenizer.to_json() != self.tokenizer.to_json():
+            raise ConfigError("ckpt_path: the checkpoint was trained with another tokenizer (different data or data.gpt2_dir)")
+        self._optimizer_stage = state["optimizer_stage"]
+        self._resume = dict(state["data_position"])
+        self.history = list(state.get("history", []))
