@@ -84,7 +84,7 @@ def generate_ids(
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
     forward = dict(thought_id=thought_id, feedback=feedback, tau=tau, top_k=soft_top_k,
                    slot_inputs=None if slot_inputs is None else slot_inputs.to(device))
-    out = latent_forward(model, ids, mask, use_cache=use_cache, last_only=True, **forward)
+    out = latent_forward(model, ids, mask, use_cache=use_cache, last_only=True, cache_capacity=T + max_new_tokens, **forward)
     thoughts = out.thoughts if out.thoughts.shape[1] else None
     cache, logits = out.cache, out.logits[:, -1]  # (B, V)
     done = torch.zeros(B, dtype=torch.bool, device=device)

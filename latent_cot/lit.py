@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -46,6 +47,9 @@ class LatentCoTSystem(L.LightningModule):
         backbone: GPT preset name (config.PRESETS); vocab_size always comes from the tokenizer.
         backbone_overrides: GPTConfig fields to override, e.g. {n_layer: 2, block_size: 256}.
         init_from: checkpoint of an earlier run whose backbone weights and tokenizer to start from.
+        pretrained: a local Hugging Face GPT-2 directory whose weights to start from (its config
+            replaces `backbone`); pair it with data.gpt2_dir for the matching tokenizer. The token
+            table grows by the added special tokens.
         max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob: the curriculum
             (curriculum.Schedule).
         lr, weight_decay, warmup_steps, betas: AdamW, linear warm-up over the first steps.
@@ -63,6 +67,7 @@ class LatentCoTSystem(L.LightningModule):
         backbone: str = "small",
         backbone_overrides: dict[str, Any] | None = None,
         init_from: str | None = None,
+        pretrained: str | None = None,
         max_stage: int = 3,
         thoughts_per_step: int = 1,
         epochs_per_stage: int = 2,
@@ -93,11 +98,12 @@ class LatentCoTSystem(L.LightningModule):
             self.schedule = Schedule(max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob)
         except ValueError as error:
             raise ConfigError(f"model.{str(error).removeprefix('schedule.')}") from None
-        if init_from is not None:
-            from pathlib import Path
-
-            if not Path(init_from).is_file():
-                raise ConfigError(f"model.init_from: checkpoint {init_from!r} does not exist")
+        if init_from is not None and not Path(init_from).is_file():
+            raise ConfigError(f"model.init_from: checkpoint {init_from!r} does not exist")
+        if pretrained is not None and not (Path(pretrained) / "config.json").is_file():
+            raise ConfigError(f"model.pretrained: {pretrained!r} is not a GPT-2 directory (no config.json)")
+        if pretrained is not None and init_from is not None:
+            raise ConfigError("model.pretrained / model.init_from: give one starting point, not both")
         for key, value in (("lr", lr), ("tau", tau), ("eval_every_n_epochs", eval_every_n_epochs), ("eval_max_new_tokens", eval_max_new_tokens)):
             if value <= 0:
                 raise ConfigError(f"model.{key}: must be > 0, got {value}")
@@ -130,6 +136,14 @@ class LatentCoTSystem(L.LightningModule):
         if self.model is not None:
             return
         self.tokenizer = tokenizer
+        if self.hparams.pretrained is not None:
+            from latent_cot.gpt2_weights import load_gpt2
+
+            self.model = load_gpt2(self.hparams.pretrained)
+            self.model.resize_vocab(tokenizer.vocab_size)
+            self.model.train()
+            self.gpt_config = self.model.config
+            return
         self.gpt_config = GPTConfig.from_name(self.hparams.backbone, **{**(self.hparams.backbone_overrides or {}), "vocab_size": tokenizer.vocab_size})
         self.model = GPT(self.gpt_config)
         if self.init_from is not None:

@@ -14,7 +14,7 @@ output finite instead of NaN.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -27,27 +27,47 @@ class KVCache:
     """Keys and values of every position seen so far, per layer, and which of them are real.
 
     keys[i], values[i]: lists of chunks (B, nh, L_j, hs) that concatenate along dim 2 to the L
-    cached positions; mask: (B, L) bool. Under autograd every call appends a chunk: concatenating
-    instead would save a fresh copy of the whole cache for backward at every thought step (K
-    copies), and attention runs over the chunks instead (`chunked_attention`). Without autograd
-    (generation) the chunks are merged as they come, so attention stays one fused call.
+    cached positions; mask: (B, L) bool.
+
+    Under autograd every call appends a chunk: writing into one tensor would break backward, and
+    concatenating would save a fresh copy of the whole cache for backward at every thought step
+    (K copies); attention runs over the chunks instead (`chunked_attention`). Without autograd
+    (generation) keys and values go into preallocated buffers, written in place, so a decoding
+    step never copies the cache; `capacity` sizes them (it doubles when exceeded).
     """
 
-    def __init__(self, n_layer: int):
+    def __init__(self, n_layer: int, capacity: int | None = None):
         self.keys: list[list[torch.Tensor]] = [[] for _ in range(n_layer)]
         self.values: list[list[torch.Tensor]] = [[] for _ in range(n_layer)]
         self.mask: torch.Tensor | None = None
+        self.capacity = capacity
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
 
     @property
     def length(self) -> int:
         return 0 if self.mask is None else self.mask.shape[1]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        keys, values = self.keys[layer] + [k], self.values[layer] + [v]
-        if not k.requires_grad and len(keys) > 1:
-            keys, values = [torch.cat(keys, dim=2)], [torch.cat(values, dim=2)]  # (B, nh, S, hs)
-        self.keys[layer], self.values[layer] = keys, values
-        return keys, values
+        if k.requires_grad:
+            self.keys[layer] = self.keys[layer] + [k]
+            self.values[layer] = self.values[layer] + [v]
+            return self.keys[layer], self.values[layer]
+        filled = sum(chunk.shape[2] for chunk in self.keys[layer])
+        need = filled + k.shape[2]
+        buffers = self._buffers[layer]
+        if buffers is None or need > buffers[0].shape[2]:
+            B, nh, _, hs = k.shape
+            size = max(need, self.capacity or 0, 2 * filled)
+            buffers = (k.new_empty(B, nh, size, hs), v.new_empty(B, nh, size, hs))  # (B, nh, capacity, hs)
+            if filled:
+                buffers[0][:, :, :filled] = torch.cat(self.keys[layer], dim=2)
+                buffers[1][:, :, :filled] = torch.cat(self.values[layer], dim=2)
+            self._buffers[layer] = buffers
+        buffers[0][:, :, filled:need] = k
+        buffers[1][:, :, filled:need] = v
+        self.keys[layer] = [buffers[0][:, :, :need]]  # (B, nh, S, hs) view
+        self.values[layer] = [buffers[1][:, :, :need]]
+        return self.keys[layer], self.values[layer]
 
 
 def chunked_attention(q: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor], attn_mask: torch.Tensor, dropout: float) -> torch.Tensor:
@@ -172,8 +192,25 @@ class GPT(nn.Module):
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         return self.transformer.wte(idx)  # (B, T, C)
 
-    def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_layer)
+    @torch.no_grad()
+    def resize_vocab(self, vocab_size: int) -> None:
+        """Grow or shrink the (tied) token table to vocab_size rows, e.g. after adding <bot>/<eot>
+        to GPT-2's tokenizer. New rows start at the mean embedding: a neutral point inside the
+        region the vocabulary already spans, rather than a random direction."""
+        old = self.transformer.wte.weight
+        if vocab_size == old.shape[0]:
+            return
+        table = nn.Embedding(vocab_size, self.config.n_embd, device=old.device, dtype=old.dtype)
+        keep = min(vocab_size, old.shape[0])
+        table.weight[:keep] = old[:keep]
+        table.weight[keep:] = old.mean(dim=0)
+        self.transformer.wte = table
+        self.lm_head.weight = table.weight
+        self.config = replace(self.config, vocab_size=vocab_size)
+
+    def new_cache(self, capacity: int | None = None) -> KVCache:
+        """An empty cache; `capacity` (positions) preallocates generation buffers."""
+        return KVCache(self.config.n_layer, capacity)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

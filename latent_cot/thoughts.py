@@ -106,6 +106,7 @@ def latent_forward(
     last_only: bool = False,
     return_hidden: bool = False,
     slot_inputs: torch.Tensor | None = None,
+    cache_capacity: int | None = None,
 ) -> LatentOutput:
     """Forward a batch whose `thought_id` slots are filled with continuous thoughts.
 
@@ -124,7 +125,7 @@ def latent_forward(
     first, K, is_slot = slot_columns(input_ids, thought_id, bot_id, eot_id)
     C = model.config.n_embd
     if K == 0:
-        out = model(input_ids, attention_mask=attention_mask, cache=model.new_cache() if use_cache else None, last_only=last_only)
+        out = model(input_ids, attention_mask=attention_mask, cache=model.new_cache(cache_capacity) if use_cache else None, last_only=last_only)
         loss = shifted_loss(out.logits, labels) if labels is not None else None
         empty = out.hidden.new_zeros(B, 0, C)
         return LatentOutput(out.logits, loss, empty, is_slot[:, :0], -1, out.cache, out.hidden if return_hidden else None)
@@ -136,12 +137,12 @@ def latent_forward(
         fixed = torch.zeros_like(embeds)
         fixed[:, first:first + K] = slot_inputs.to(embeds)
         embeds = torch.where(is_slot[..., None], fixed, embeds)  # (B, T, C)
-        out = model(input_embeds=embeds, attention_mask=attention_mask, cache=model.new_cache() if use_cache else None, last_only=last_only)
+        out = model(input_embeds=embeds, attention_mask=attention_mask, cache=model.new_cache(cache_capacity) if use_cache else None, last_only=last_only)
         loss = shifted_loss(out.logits, labels) if labels is not None else None
         thought_mask = is_slot[:, first:first + K]  # (B, K)
         return LatentOutput(out.logits, loss, slot_inputs * thought_mask[..., None], thought_mask, first, out.cache,
                             out.hidden if return_hidden else None)
-    cache = model.new_cache()
+    cache = model.new_cache(cache_capacity)
     # With last_only (generation), only the last column's logits are needed; soft feedback reads those.
     prefix = model(input_embeds=embeds[:, :first], attention_mask=attention_mask[:, :first], cache=cache, last_only=last_only)
     logits_parts, hidden_parts = [prefix.logits], [prefix.hidden]

@@ -327,3 +327,26 @@ def test_cache_under_autograd_keeps_chunks_and_matches_the_full_pass(model):
     torch.testing.assert_close(stepped[mask], full[mask], rtol=0, atol=ATOL)
     (stepped_grad,) = torch.autograd.grad(stepped[mask].square().mean(), model.transformer.wte.weight)
     torch.testing.assert_close(stepped_grad, full_grad, rtol=0, atol=1e-6)
+
+
+def test_resize_vocab_keeps_rows_ties_the_head_and_starts_new_rows_at_the_mean():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_name("tiny", vocab_size=50))
+    old = model.token_embeddings.detach().clone()
+    model.resize_vocab(53)
+    assert model.config.vocab_size == 53 and model.lm_head.weight is model.transformer.wte.weight
+    torch.testing.assert_close(model.token_embeddings[:50], old, rtol=0, atol=0)
+    torch.testing.assert_close(model.token_embeddings[50:], old.mean(0).expand(3, -1), rtol=0, atol=0)
+    assert model(torch.tensor([[52, 1, 2]])).logits.shape == (1, 3, 53)
+
+
+@torch.no_grad()
+def test_generation_cache_buffers_grow_and_keep_their_contents(model):
+    """Without autograd the cache writes into preallocated buffers; too small a capacity doubles them."""
+    idx = random_ids(2, 24)
+    full = model(idx).logits
+    cache = model.new_cache(capacity=3)
+    stepped = [model(idx[:, :2], cache=cache).logits]
+    stepped += [model(idx[:, t:t + 1], cache=cache).logits for t in range(2, 24)]
+    torch.testing.assert_close(torch.cat(stepped, dim=1), full, rtol=0, atol=ATOL)
+    assert cache._buffers[0][0].shape[2] >= 24 and cache.keys[0][0].shape[2] == 24
