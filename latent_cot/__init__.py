@@ -11,6 +11,7 @@ in unless a training name is used:
     compact_example                      compact rendering of graph tasks
     Schedule, Layout, MODES              the curriculum
     render, render_prompt, collate       rendering for a mode/stage, batching
+    training_text                        the full CoT text of an example (tokenizer corpus)
     latent_forward                       the efficient continuous-thought forward
     generate, Sampling                   batched generation for every mode
     evaluate                             accuracy, tokens generated, latency
@@ -40,6 +41,7 @@ _EXPORTS = {
     "MODES": "latent_cot.curriculum",
     "render": "latent_cot.data.render",
     "render_prompt": "latent_cot.data.render",
+    "training_text": "latent_cot.data.render",
     "collate": "latent_cot.data.batch",
     "latent_forward": "latent_cot.thoughts",
     "generate": "latent_cot.generate",

@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(importlib.import_module(args.module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args.module).run(args) or 0)
+    except (FileNotFoundError, ValueError) as error:  # bad input (DataError, ConfigError, ...): its message says what
+        print(f"latent-cot {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

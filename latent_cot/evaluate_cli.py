@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `latent-cot fit` (e.g. .../checkpoints/last.ckpt)")
     parser.add_argument("--data", required=True, help="examples in any format load_examples reads (.json, .jsonl, .txt)")
     parser.add_argument("--n_thoughts", type=int, default=None, help="continuous thoughts k (default: the final stage's)")
-    parser.add_argument("--compact", action="store_true", help="compact rendering of graph tasks (as data.compact)")
+    parser.add_argument("--compact", action="store_true", help="compact rendering of graph tasks (default: as the checkpoint was trained)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: the run's model.eval_max_new_tokens")

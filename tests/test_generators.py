@@ -46,7 +46,7 @@ def test_prosqa_examples_solve(task, knobs):
         check_prosqa(example)
     names = {s for e in examples for s in e.extra["idx_to_symbol"]}
     assert names <= set(prosqa.PERSONS) | set(prosqa.CONCEPTS)
-    steps = knobs.get("steps", (1, 3) if task == "prosqa_small" else (3, 6))
+    steps = knobs.get("steps", prosqa.SMALL["steps"] if task == "prosqa_small" else (3, 6))
     lo, hi = (steps, steps) if isinstance(steps, int) else steps
     assert {len(e.steps) for e in examples} == set(range(lo, hi + 1))
 
@@ -68,9 +68,9 @@ def test_prosqa_defaults_match_the_real_distribution(shared_data):
 
 def test_prosqa_small_is_small():
     examples = make_examples("prosqa_small", 200, seed=0)
-    assert max(len(e.extra["idx_to_symbol"]) for e in examples) <= 9
-    assert len({s for e in examples for s in e.extra["idx_to_symbol"]}) <= 14
-    assert {len(e.steps) for e in examples} == {1, 2, 3}
+    assert max(len(e.extra["idx_to_symbol"]) for e in examples) <= 7
+    assert len({s for e in examples for s in e.extra["idx_to_symbol"]}) <= 12  # 8 concepts + 4 persons
+    assert {len(e.steps) for e in examples} == {1, 2}
 
 
 @pytest.mark.parametrize("knobs, message", [
