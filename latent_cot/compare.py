@@ -174,8 +174,8 @@ def results_markdown(results: dict[str, Any], table: str) -> str:
         f"- seeds: {results['seeds']}\n"
         f"- training configs: {', '.join(f'`{c}`' for c in results['configs'])}"
         + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "") + "\n"
-        f"- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
-        f"- validation accuracy per epoch: `accuracy.png`\n"
+        "- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
+        "- validation accuracy per epoch: `accuracy.png`\n"
     )
 
 

@@ -53,6 +53,8 @@ class LatentCoTSystem(L.LightningModule):
         max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob: the curriculum
             (curriculum.Schedule).
         lr, weight_decay, warmup_steps, betas: AdamW, linear warm-up over the first steps.
+        min_lr_ratio: cosine decay of the learning rate to lr * min_lr_ratio at the last step;
+            1.0 keeps it constant after warm-up.
         reset_optimizer: clear the optimizer state when the curriculum stage changes (Coconut does).
         tau: temperature of `soft` thoughts.
         eval_limit: how many validation examples to decode each epoch (None: all).
@@ -76,6 +78,7 @@ class LatentCoTSystem(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
+        min_lr_ratio: float = 1.0,
         betas: tuple[float, float] = (0.9, 0.95),
         reset_optimizer: bool = True,
         tau: float = 1.0,
@@ -109,6 +112,8 @@ class LatentCoTSystem(L.LightningModule):
                 raise ConfigError(f"model.{key}: must be > 0, got {value}")
         if warmup_steps < 0:
             raise ConfigError(f"model.warmup_steps: must be >= 0, got {warmup_steps}")
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ConfigError(f"model.min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
         self.mode = mode
         self.init_from = init_from
         self.model: GPT | None = None
@@ -235,10 +240,18 @@ class LatentCoTSystem(L.LightningModule):
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams.lr, betas=tuple(self.hparams.betas))
-        warmup = self.hparams.warmup_steps
-        if not warmup:
+        warmup, floor = self.hparams.warmup_steps, self.hparams.min_lr_ratio
+        if not warmup and floor == 1.0:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        total = max(int(self.trainer.estimated_stepping_batches), 1) if self.trainer is not None else 1
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ----- validation and test ------------------------------------------------------------

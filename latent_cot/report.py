@@ -268,7 +268,7 @@ def write_report(reports: Sequence[InspectionReport], out_dir: str | Path, *, co
               "the probability-weighted mix of token embeddings). For `pause`, whose slots all hold one `<pause>` "
               "embedding, thought t is the hidden state at the column before slot t, where coconut reads its "
               "thought. The readout is the token distribution a thought stands for: softmax of the LM head on that "
-              "hidden state (soft: the mixture weights). Definitions in `latent_cot/probe.py`.", ""]
+              "hidden state (soft: the mixture weights). Definitions in `latent_cot/probe/running.py`.", ""]
     for report in reports:
         name = file_label(report.label)
         while name in names:

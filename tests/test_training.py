@@ -84,8 +84,28 @@ def test_warmup_ramps_the_learning_rate(tmp_path):
     assert rates == pytest.approx([3e-3 * k / 4 for k in (1, 2, 3)])
 
 
+def test_cosine_decay_after_warmup_ends_at_the_floor(tmp_path):
+    import math
+
+    system = LatentCoTSystem(mode="cot", warmup_steps=2, min_lr_ratio=0.1, **MODEL)
+    rates = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer(tmp_path, max_epochs=1, callbacks=[Probe()], limit_val_batches=0).fit(system, datamodule=LatentDataModule(**DATA))
+    total = len(rates)  # 16 examples / batch 4: four steps in all
+    expected = [3e-3 * 0.5, 3e-3]
+    for step in range(2, total):
+        progress = (step - 2) / (total - 2)
+        expected.append(3e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))))
+    assert total == 4 and rates == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(mode="latent"), "model.mode"),
+    (dict(min_lr_ratio=1.5), "model.min_lr_ratio"),
     (dict(backbone="huge"), "model.backbone"),
     (dict(backbone_overrides={"n_layers": 3}), "model.backbone_overrides"),
     (dict(epochs_per_stage=0), "model.epochs_per_stage"),

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _make(args: argparse.Namespace) -> int:
     from latent_cot.data.compact import compact_example
-    from latent_cot.data.tasks import make_examples, make_splits, write_json
+    from latent_cot.data.loaders import write_json
+    from latent_cot.data.tasks import make_examples, make_splits
 
     knobs = dict(parse_knob(k) for k in args.knob)
     if (args.n is None) == (args.splits is None):

@@ -1,4 +1,4 @@
-"""Task registry: name -> generator, seeded example sets, disjoint splits, canonical JSON files.
+"""Task registry: name -> generator, seeded example sets, disjoint splits (loaders.write_json writes them).
 
 Every generator has the signature `generate(rng, n, **knobs) -> list[Example]` and draws only from
 the `random.Random` it is given, so a (task, n, seed, knobs) tuple always yields the same examples.
@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 from latent_cot.data import arithmetic, multiplication, prontoqa, prosqa
 from latent_cot.data.example import Example
-from latent_cot.data.loaders import write_json  # noqa: F401  (the canonical JSON writer, re-exported)
 
 
 def _preset(generate: Callable[..., list[Example]], **preset: Any) -> Callable[..., list[Example]]:

@@ -1,0 +1,117 @@
+"""Run a model to collect its thoughts, and to generate with given vectors fed at the thought slots.
+
+Notation: N examples | K thoughts | C n_embd | V vocab (rows of the model's embedding table) |
+B examples per batch | T sequence length.
+
+What "thought t" means, per mode (t = 0 .. K-1, the t-th slot after <bot>):
+- `coconut`: the vector fed into slot t, which is the final-layer hidden state (after ln_f, the
+  LM head's input) at the column just before the slot. Its *readout* is softmax(lm_head(thought)),
+  the next-token distribution the model would have sampled from had it spoken instead.
+- `soft`: the vector fed into slot t, softmax(logits / tau) . E (E the token-embedding table).
+  Its readout is those mixture weights themselves, softmax(logits / tau) with the same top-k
+  filter, i.e. exactly the token distribution the thought is a mix of. (Pushing the mixture vector
+  through the LM head instead would give E E^T p, which blurs p by embedding similarity.)
+- `pause`: the slot input is one learned <pause> embedding, the same for every slot and example,
+  so it holds nothing per example. Thought t is the final-layer hidden state at the column just
+  before slot t, the position where `coconut` reads the vector it feeds back; the readout is
+  softmax(lm_head(thought)) as for coconut. Modes are thus compared at the same positions. The
+  interventions act on what is really fed in, the <pause> embeddings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from latent_cot.curriculum import SLOT_MODES
+from latent_cot.data.batch import collate
+from latent_cot.data.example import Example
+from latent_cot.data.render import render_prompt
+from latent_cot.generate import generate, prompt_layout
+from latent_cot.model import GPT
+from latent_cot.probe.errors import ProbeError
+from latent_cot.probe.vocabulary import readout_probabilities
+from latent_cot.thoughts import latent_forward
+from latent_cot.tokenizer import Tokenizer
+
+@dataclass
+class Thoughts:
+    """The thoughts of N examples at one number of slots K (see the module docstring per mode)."""
+
+    mode: str
+    vectors: torch.Tensor  # (N, K, C): what is decoded and measured against the vocabulary
+    inputs: torch.Tensor  # (N, K, C): what is fed into the slot columns (interventions act here)
+    readout: torch.Tensor  # (N, K, V): the token distribution each thought is read as
+
+
+def _prompts(tokenizer: Tokenizer, examples: Sequence[Example], mode: str, n_thoughts: int) -> list[list[int]]:
+    layout = prompt_layout(mode, n_thoughts)
+    return [render_prompt(example, tokenizer, mode, layout) for example in examples]
+
+
+def _check_thought_mode(mode: str, n_thoughts: int) -> None:
+    if mode not in SLOT_MODES:
+        raise ProbeError(f"mode {mode!r} has no thought slots; thought analyses need one of {', '.join(SLOT_MODES)}")
+    if n_thoughts < 1:
+        raise ProbeError(f"thought analyses need at least one thought, got n_thoughts={n_thoughts}")
+
+
+@torch.no_grad()
+def collect_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str, n_thoughts: int, *,
+                     tau: float = 1.0, soft_top_k: int | None = None, batch_size: int = 32) -> Thoughts:
+    """Run the evaluation prompts (question, <bot>, K slots, <eot>) and gather every thought."""
+    _check_thought_mode(mode, n_thoughts)
+    K = n_thoughts
+    was_training = model.training
+    model.eval()
+    device = model.token_embeddings.device
+    vectors, inputs, readouts = [], [], []
+    for begin in range(0, len(examples), batch_size):
+        batch = collate(_prompts(tokenizer, examples[begin:begin + batch_size], mode, K), tokenizer.pad_id)
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
+        if mode == "pause":  # the slots hold a fixed embedding: one plain pass, as generation does
+            hidden = model(ids, attention_mask=mask, compute_logits=False).hidden  # (B, T, C)
+            first = int((ids == tokenizer.pause_id).float().argmax(dim=1)[0])
+            fed = model.embed(ids[:, first:first + K])  # (B, K, C)
+        else:
+            out = latent_forward(model, ids, mask, thought_id=tokenizer.thought_id, bot_id=tokenizer.bot_id,
+                                 eot_id=tokenizer.eot_id, feedback="soft" if mode == "soft" else "hidden",
+                                 tau=tau, top_k=soft_top_k, last_only=True, return_hidden=True)
+            hidden, first, fed = out.hidden, out.first_slot, out.thoughts  # (B, T, C), int, (B, K, C)
+        before = hidden[:, first - 1:first - 1 + K]  # (B, K, C): the state each slot is computed from
+        logits = model.lm_head(before)  # (B, K, V)
+        if mode == "soft":
+            readouts.append(readout_probabilities(logits, tau, soft_top_k).cpu())
+            vectors.append(fed.float().cpu())
+        else:
+            readouts.append(readout_probabilities(logits).cpu())
+            vectors.append(before.float().cpu())
+        inputs.append(fed.cpu())
+    model.train(was_training)
+    return Thoughts(mode, torch.cat(vectors), torch.cat(inputs), torch.cat(readouts))
+
+
+@torch.no_grad()
+def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str,
+                           slot_inputs: torch.Tensor, *, max_new_tokens: int = 64, batch_size: int = 64) -> list[str]:
+    """Greedy generation with given vectors fed at the K slot columns instead of the model's own.
+
+    slot_inputs: (N, K, C). The vectors are fixed inputs: nothing is fed back, so replacing thought
+    1 does not change thought 2. Feeding the model's own thoughts reproduces `generate` token for
+    token. Returns the decoded texts.
+    """
+    N, K, _ = slot_inputs.shape
+    _check_thought_mode(mode, K)
+    if N != len(examples):
+        raise ValueError(f"slot_inputs has {N} rows for {len(examples)} examples")
+    was_training = model.training
+    model.eval()
+    texts: list[str] = []
+    for begin in range(0, N, batch_size):
+        chunk = list(examples[begin:begin + batch_size])
+        out = generate(model, tokenizer, chunk, mode, K, max_new_tokens=max_new_tokens,
+                       slot_inputs=slot_inputs[begin:begin + len(chunk)])
+        texts.extend(out.texts)
+    model.train(was_training)
+    return texts
