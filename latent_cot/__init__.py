@@ -44,9 +44,9 @@ _EXPORTS = {
     "training_text": "latent_cot.data.render",
     "collate": "latent_cot.data.batch",
     "latent_forward": "latent_cot.thoughts",
-    "generate": "latent_cot.generate",
-    "Sampling": "latent_cot.generate",
-    "evaluate": "latent_cot.evaluate",
+    "generate": "latent_cot.generation",
+    "Sampling": "latent_cot.generation",
+    "evaluate": "latent_cot.evaluation",
     "inspect_run": "latent_cot.probe",
     "load_run": "latent_cot.checkpoint",
 }

@@ -20,7 +20,7 @@ import torch
 
 from latent_cot.config import GPTConfig
 from latent_cot.data.batch import collate
-from latent_cot.generate import generate_ids
+from latent_cot.generation import generate_ids
 from latent_cot.model import GPT
 from latent_cot.thoughts import latent_forward
 

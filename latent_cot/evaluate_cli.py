@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from latent_cot.checkpoint import load_run
     from latent_cot.data.loaders import load_examples
-    from latent_cot.evaluate import evaluate
+    from latent_cot.evaluation import evaluate
 
     loaded = load_run(args.ckpt)
     examples = load_examples(args.data)

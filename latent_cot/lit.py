@@ -260,7 +260,7 @@ class LatentCoTSystem(L.LightningModule):
         self.log("val/loss", loss_sum / n_tokens.clamp(min=1), prog_bar=True, sync_dist=True, batch_size=int(n_tokens))
 
     def decode(self, examples, limit: int | None = None):
-        from latent_cot.evaluate import evaluate
+        from latent_cot.evaluation import evaluate
 
         examples = examples if limit is None else examples[:limit]
         return evaluate(self.model, self.tokenizer, examples, self.mode, eval_thoughts(self.mode, self.schedule),

@@ -6,7 +6,7 @@ from latent_cot.config import GPTConfig
 from latent_cot.data.example import Example
 from latent_cot.data.render import training_text
 from latent_cot.data.tasks import make_examples
-from latent_cot.generate import generate
+from latent_cot.generation import generate
 from latent_cot.model import GPT
 from latent_cot.probe import (
     Graph, ProbeError, classify_chain, collect_thoughts, count_categories, decode_thoughts, distance_to_vocabulary,

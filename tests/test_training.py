@@ -6,7 +6,7 @@ import torch
 from latent_cot.checkpoint import load_run
 from latent_cot.curriculum import MODES
 from latent_cot.datamodule import ConfigError, LatentDataModule
-from latent_cot.evaluate import evaluate
+from latent_cot.evaluation import evaluate
 from latent_cot.lit import LatentCoTSystem
 from latent_cot.train_cli import RunCheckpoint
 

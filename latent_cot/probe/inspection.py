@@ -14,7 +14,7 @@ import torch
 
 from latent_cot.curriculum import SLOT_MODES, check_mode
 from latent_cot.data.example import Example
-from latent_cot.evaluate import evaluate, is_correct
+from latent_cot.evaluation import evaluate, is_correct
 from latent_cot.model import GPT
 from latent_cot.probe.chains import ChainCounts, count_categories
 from latent_cot.probe.errors import ProbeError

@@ -28,7 +28,7 @@ from latent_cot.curriculum import SLOT_MODES
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
 from latent_cot.data.render import render_prompt
-from latent_cot.generate import generate, prompt_layout
+from latent_cot.generation import generate, prompt_layout
 from latent_cot.model import GPT
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.vocabulary import readout_probabilities

@@ -16,7 +16,7 @@ from torchmetrics.aggregation import MeanMetric
 
 from latent_cot.data.example import Example
 from latent_cot.data.render import answer_of, normalize_answer
-from latent_cot.generate import Sampling, generate
+from latent_cot.generation import Sampling, generate
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 

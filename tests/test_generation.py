@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from latent_cot.curriculum import MODES
-from latent_cot.evaluate import evaluate, is_correct
-from latent_cot.generate import Sampling, generate, generate_ids
+from latent_cot.evaluation import evaluate, is_correct
+from latent_cot.generation import Sampling, generate, generate_ids
 from tests.helpers import EXAMPLES, tiny_model, tokenizer
 
 TOK = tokenizer()
@@ -73,3 +73,12 @@ def test_evaluate_scores_exact_match_after_the_marker():
     assert result.n_examples == 3 and len(result.records) == 3
     assert result.accuracy == 0.0  # an untrained model
     assert all(r.tokens == len(TOK.encode(r.generated)) + 2 or r.tokens <= 5 + 2 for r in result.records)
+
+
+def test_package_exports_stay_functions_after_their_modules_load():
+    import latent_cot
+    import latent_cot.evaluation  # noqa: F401  (loading a module must not shadow the function)
+    import latent_cot.generation  # noqa: F401
+
+    assert callable(latent_cot.evaluate) and callable(latent_cot.generate)
+    assert latent_cot.evaluate is evaluate and latent_cot.generate is generate
