@@ -32,7 +32,7 @@ def make_batch(batch_size: int, question_len: int, k: int, answer_len: int, voca
     g = torch.Generator().manual_seed(seed)
     sequences, prompts = [], []
     for row in range(batch_size):
-        n = question_len - (row * 17) % 25  # ragged: up to 24 shorter, so padding is exercised
+        n = question_len - (row * 17) % max(1, min(25, question_len // 2))  # ragged (up to 24 shorter): padding is exercised
         question = torch.randint(FIRST_WORD, vocab, (n,), generator=g).tolist()
         answer = torch.randint(FIRST_WORD, vocab, (answer_len,), generator=g).tolist()
         prompt = question + [BOT] + [THOUGHT] * k + [EOT]
@@ -146,15 +146,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n_head", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default=None, help="also write the table, with command and commit, to this Markdown file")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch_size} "
-          f"model={args.n_layer}x{args.n_embd} heads={args.n_head} question<={args.question_len} answer={args.answer_len}")
+    setting = (f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} batch={args.batch_size} "
+               f"model={args.n_layer}x{args.n_embd} heads={args.n_head} question<={args.question_len} answer={args.answer_len} "
+               f"repeats={args.repeats} (median) seed=0")
+    print(setting)
     print(HEADER, flush=True)
-    bench([int(k) for k in args.ks.split(",")], batch_size=args.batch_size, question_len=args.question_len,
-          answer_len=args.answer_len, repeats=args.repeats, n_layer=args.n_layer, n_embd=args.n_embd,
-          n_head=args.n_head, device=args.device)
+    rows = bench([int(k) for k in args.ks.split(",")], batch_size=args.batch_size, question_len=args.question_len,
+                 answer_len=args.answer_len, repeats=args.repeats, n_layer=args.n_layer, n_embd=args.n_embd,
+                 n_head=args.n_head, device=args.device)
+    if args.out:
+        from pathlib import Path
+
+        from latent_cot.provenance import provenance_lines
+
+        table = "\n".join([HEADER, *map(format_row, rows)])
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(["# latent-cot bench", "", setting, "", table, "", *provenance_lines(), ""]))
+        print(f"wrote {args.out}")
     return 0

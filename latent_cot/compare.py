@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from latent_cot.provenance import command_line, git_state
 
 DEFAULT_CONFIG = "configs/compare/default.yaml"
 COMPARE_KEYS = {"name", "modes", "seeds", "configs", "overrides", "out_dir", "run_dir"}
@@ -59,17 +58,6 @@ def load_compare_config(path: str | Path) -> dict[str, Any]:
         configs.append(str(candidate if candidate.is_file() else base / item))
     config["configs"] = configs
     return config
-
-
-def git_state() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -205,7 +193,6 @@ def plot_accuracy(runs: list[dict[str, Any]], path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_compare_config(args.config or DEFAULT_CONFIG)
-    command = "latent-cot compare " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "latent-cot compare"
     compare(
         modes=args.modes or config.get("modes", ["no_cot", "cot", "coconut"]),
         seeds=args.seeds or config.get("seeds", [0]),
@@ -214,6 +201,6 @@ def run(args: argparse.Namespace) -> int:
         name=args.name or config.get("name", "default"),
         out_dir=args.out_dir or config.get("out_dir", "results"),
         run_dir=args.run_dir or config.get("run_dir", "runs/compare"),
-        command=command.strip(),
+        command=command_line(),
     )
     return 0
