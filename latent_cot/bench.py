@@ -8,7 +8,8 @@ the latent and the plain training step alternate, and each figure is the median 
   holding ordinary tokens, so both cover exactly the same sequence length.
 - peak memory: on CUDA torch.cuda.max_memory_allocated; on CPU the peak of the allocations the
   torch profiler records during one step (optimizer state already allocated).
-- generation: the same examples decoded as one batch and one at a time (greedy, no early stop).
+- generation: the same examples decoded as one batch and one at a time (greedy, no early stop),
+  alternating, median of the repeats.
 """
 from __future__ import annotations
 
@@ -113,8 +114,11 @@ def bench(
         gen_prompts = prompts[:gen_examples]
         decode = dict(eos_id=-1, pad_id=PAD, thought_id=THOUGHT, max_new_tokens=answer_len)  # never stops early
         generate_ids(model, gen_prompts[:2], **decode)  # warm-up
-        batched_ms = timed(lambda: generate_ids(model, gen_prompts, **decode), device)
-        single_ms = timed(lambda: [generate_ids(model, [p], **decode) for p in gen_prompts], device)
+        batched, single = [], []
+        for _ in range(repeats):  # alternated, like the training steps
+            batched.append(timed(lambda: generate_ids(model, gen_prompts, **decode), device))
+            single.append(timed(lambda: [generate_ids(model, [p], **decode) for p in gen_prompts], device))
+        batched_ms, single_ms = statistics.median(batched), statistics.median(single)
         rows.append(dict(
             k=k, seq_len=latent["input_ids"].shape[1],
             latent_ms=statistics.median(latent_ms), plain_ms=statistics.median(plain_ms),
