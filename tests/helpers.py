@@ -1,7 +1,11 @@
 """Small shared builders for tests: a tiny model and a word-level tokenizer over hand-made examples."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from tokenizers import Tokenizer as Backend
+from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from latent_cot.config import GPTConfig
 from latent_cot.data.example import Example
@@ -25,3 +29,16 @@ def tokenizer() -> Tokenizer:
 def tiny_model(vocab_size: int, seed: int = 0, **overrides) -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig.from_name("tiny", vocab_size=vocab_size, **overrides)).eval()
+
+
+def gpt2_like_tokenizer_dir(directory: Path, vocab_size: int = 400) -> Path:
+    """A byte-level BPE tokenizer.json in GPT-2's layout (trained here: nothing is downloaded)."""
+    backend = Backend(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator([training_text(e) for e in EXAMPLES] * 5, trainer=trainer)
+    directory.mkdir(parents=True, exist_ok=True)
+    backend.save(str(directory / "tokenizer.json"))
+    return directory

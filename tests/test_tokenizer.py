@@ -1,12 +1,10 @@
 import pytest
-from tokenizers import Tokenizer as Backend
-from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from latent_cot.curriculum import Layout
 from latent_cot.data.loaders import load_examples
 from latent_cot.data.render import render, training_text
 from latent_cot.tokenizer import Tokenizer
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, gpt2_like_tokenizer_dir
 
 
 def test_word_level_round_trip_on_real_prosqa(shared_data, tmp_path):
@@ -45,20 +43,8 @@ def test_special_tokens_are_single_tokens_and_skipped_in_decoding():
     assert tok.decode(ids, skip_special=False) == "Tom <bot> <thought> <thought> <eot>"
 
 
-def _gpt2_like_dir(tmp_path):
-    """A byte-level BPE tokenizer.json in GPT-2's layout (trained here: nothing is downloaded)."""
-    backend = Backend(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator([training_text(e) for e in EXAMPLES] * 5, trainer=trainer)
-    backend.save(str(tmp_path / "tokenizer.json"))
-    return tmp_path
-
-
 def test_gpt2_tokenizer_from_local_dir_adds_specials_and_round_trips_exactly(tmp_path):
-    tok = Tokenizer.from_gpt2_dir(_gpt2_like_dir(tmp_path))
+    tok = Tokenizer.from_gpt2_dir(gpt2_like_tokenizer_dir(tmp_path))
     assert tok.eos_id == tok.token_to_id("<|endoftext|>")
     assert len({tok.pad_id, tok.bot_id, tok.eot_id, tok.thought_id, tok.pause_id, tok.eos_id}) == 6
     text = "Hannah has $1,000.\n<<1.5*2=3>>  ### 10 "

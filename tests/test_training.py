@@ -132,3 +132,27 @@ def test_too_many_thoughts_for_the_context_fails_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"block_size"):
         trainer(tmp_path).fit(system, datamodule=LatentDataModule(**DATA))
     assert system.trainer.global_step == 0
+
+
+def test_training_starts_from_local_gpt2_weights(tmp_path):
+    """model.pretrained + data.gpt2_dir: the backbone starts from the saved GPT-2 weights, and the token
+    table grows by the five added special tokens (new rows at the mean embedding)."""
+    from latent_cot.config import GPTConfig
+    from latent_cot.gpt2_weights import save_gpt2
+    from latent_cot.model import GPT
+    from latent_cot.tokenizer import Tokenizer
+    from tests.helpers import gpt2_like_tokenizer_dir
+
+    directory = gpt2_like_tokenizer_dir(tmp_path / "gpt2")
+    base_vocab = Tokenizer.from_gpt2_dir(directory).vocab_size - 5
+    torch.manual_seed(0)
+    saved = GPT(GPTConfig.from_name("tiny", vocab_size=base_vocab, block_size=256))
+    save_gpt2(saved, directory)
+    system = LatentCoTSystem(mode="coconut", pretrained=str(directory), **{**MODEL, "lr": 1e-12})
+    trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(
+        system, datamodule=LatentDataModule(**DATA, gpt2_dir=str(directory)))
+    wte = system.model.token_embeddings.detach()
+    assert wte.shape[0] == base_vocab + 5 and system.model.config.block_size == 256
+    torch.testing.assert_close(wte[:base_vocab], saved.token_embeddings.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(wte[base_vocab:], saved.token_embeddings.detach().mean(0).expand(5, -1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(system.model.transformer.wpe.weight.detach(), saved.transformer.wpe.weight, atol=1e-6, rtol=0)
