@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     k = loaded.n_thoughts if args.n_thoughts is None else args.n_thoughts
     max_new = args.max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
     result = evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=args.batch_size,
-                      max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)))
+                      max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)),
+                      soft_top_k=loaded.hparams.get("soft_top_k"))
     print(f"mode {loaded.mode}, k={k}, {result.n_examples} examples: accuracy {100 * result.accuracy:.1f}%, "
           f"{result.mean_tokens:.1f} tokens, {result.ms_per_example:.2f} ms/example")
     if args.out:

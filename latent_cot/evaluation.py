@@ -70,6 +70,7 @@ def evaluate(
     max_new_tokens: int = 64,
     sampling: Sampling = Sampling(),
     tau: float = 1.0,
+    soft_top_k: int | None = None,
 ) -> EvalResult:
     was_training = model.training
     model.eval()
@@ -78,7 +79,8 @@ def evaluate(
     start = time.perf_counter()
     for begin in range(0, len(examples), batch_size):
         chunk = examples[begin:begin + batch_size]
-        out = generate(model, tokenizer, chunk, mode, n_thoughts, max_new_tokens=max_new_tokens, sampling=sampling, tau=tau)
+        out = generate(model, tokenizer, chunk, mode, n_thoughts, max_new_tokens=max_new_tokens, sampling=sampling, tau=tau,
+                       soft_top_k=soft_top_k)
         for offset, (example, text, n) in enumerate(zip(chunk, out.texts, out.n_generated)):
             correct = is_correct(text, example.answer)
             accuracy.update(float(correct))

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = inspect_run(loaded.model.to(device), loaded.tokenizer, loaded.mode, data, n_thoughts=k,
                                  max_k=args.max_k, top=args.top, tau=float(hparams.get("tau", 1.0)),
+                                 soft_top_k=hparams.get("soft_top_k"),
                                  batch_size=args.batch_size, max_new_tokens=max_new_tokens, seed=args.seed, label=label)
         except (ProbeError, ValueError) as error:
             print(f"error: {path}: {error}", file=sys.stderr)

@@ -56,7 +56,7 @@ class LatentCoTSystem(L.LightningModule):
         min_lr_ratio: cosine decay of the learning rate to lr * min_lr_ratio at the last step;
             1.0 keeps it constant after warm-up.
         reset_optimizer: clear the optimizer state when the curriculum stage changes (Coconut does).
-        tau: temperature of `soft` thoughts.
+        tau, soft_top_k: temperature of `soft` thoughts, and the top-k filter of their logits (None: all).
         eval_limit: how many validation examples to decode each epoch (None: all).
         eval_every_n_epochs: decode every this many epochs (and always after the last).
         eval_max_new_tokens: decoding budget per example.
@@ -82,6 +82,7 @@ class LatentCoTSystem(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
         reset_optimizer: bool = True,
         tau: float = 1.0,
+        soft_top_k: int | None = None,
         eval_limit: int | None = 200,
         eval_every_n_epochs: int = 1,
         eval_max_new_tokens: int = 64,
@@ -110,6 +111,8 @@ class LatentCoTSystem(L.LightningModule):
         for key, value in (("lr", lr), ("tau", tau), ("eval_every_n_epochs", eval_every_n_epochs), ("eval_max_new_tokens", eval_max_new_tokens)):
             if value <= 0:
                 raise ConfigError(f"model.{key}: must be > 0, got {value}")
+        if soft_top_k is not None and soft_top_k < 1:
+            raise ConfigError(f"model.soft_top_k: must be >= 1 or null, got {soft_top_k}")
         if warmup_steps < 0:
             raise ConfigError(f"model.warmup_steps: must be >= 0, got {warmup_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
@@ -201,7 +204,7 @@ class LatentCoTSystem(L.LightningModule):
         out = latent_forward(
             self.model, batch["input_ids"], batch["attention_mask"],
             thought_id=tok.thought_id, bot_id=tok.bot_id, eot_id=tok.eot_id,
-            feedback="soft" if self.mode == "soft" else "hidden", tau=self.hparams.tau)
+            feedback="soft" if self.mode == "soft" else "hidden", tau=self.hparams.tau, top_k=self.hparams.soft_top_k)
         labels = batch["labels"][:, 1:]  # (B, T-1)
         logits = out.logits[:, :-1]  # (B, T-1, V)
         loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
@@ -265,7 +268,7 @@ class LatentCoTSystem(L.LightningModule):
         examples = examples if limit is None else examples[:limit]
         return evaluate(self.model, self.tokenizer, examples, self.mode, eval_thoughts(self.mode, self.schedule),
                         batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens,
-                        tau=self.hparams.tau)
+                        tau=self.hparams.tau, soft_top_k=self.hparams.soft_top_k)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:

@@ -25,7 +25,8 @@ def trainer(tmp_path, **kwargs):
 @pytest.mark.parametrize("mode", MODES)
 def test_each_mode_trains(tmp_path, mode):
     torch.manual_seed(0)
-    system, data = LatentCoTSystem(mode=mode, **MODEL), LatentDataModule(**DATA)
+    extra = {"soft_top_k": 5, "tau": 0.5} if mode == "soft" else {}
+    system, data = LatentCoTSystem(mode=mode, **MODEL, **extra), LatentDataModule(**DATA)
     trainer(tmp_path, limit_train_batches=2).fit(system, datamodule=data)
     assert system.model is not None
     assert len(system.history) == 3  # validation decoded after every epoch (final layout)
@@ -106,6 +107,7 @@ def test_cosine_decay_after_warmup_ends_at_the_floor(tmp_path):
 @pytest.mark.parametrize("kwargs, key", [
     (dict(mode="latent"), "model.mode"),
     (dict(min_lr_ratio=1.5), "model.min_lr_ratio"),
+    (dict(soft_top_k=0), "model.soft_top_k"),
     (dict(backbone="huge"), "model.backbone"),
     (dict(backbone_overrides={"n_layers": 3}), "model.backbone_overrides"),
     (dict(epochs_per_stage=0), "model.epochs_per_stage"),

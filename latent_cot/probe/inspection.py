@@ -111,7 +111,8 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
         notes.append(f"mode {mode!r} has no thought slots: the k sweep runs k = 0 only")
     sweep, records_at_k, categories_ok = [], None, True
     for k in ks:
-        result = evaluate(model, tokenizer, examples, mode, k, batch_size=batch_size, max_new_tokens=max_new_tokens, tau=tau)
+        result = evaluate(model, tokenizer, examples, mode, k, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                          tau=tau, soft_top_k=soft_top_k)
         texts = [r.generated for r in result.records]
         correct = [r.correct for r in result.records]
         categories = {}
