@@ -103,6 +103,7 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
         if not Path(c).is_file():
             raise FileNotFoundError(f"configs: {c} does not exist")
     overrides = list(overrides or [])
+    git = git_state()  # the code as the runs start: commits made while they train must not be credited
     out = Path(out_dir) / name
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     (out / "configs").mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,7 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
             "n_thoughts": mine[0]["n_thoughts"], "n_test": mine[0]["n_test"],
         })
     results = {
-        "name": name, "command": command, "git": git_state(), "seeds": seeds, "modes": modes,
+        "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes,
         "configs": configs, "overrides": overrides, "rows": rows, "runs": runs,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -26,9 +26,14 @@ def compact_fact(src: str, dst: str) -> str:
     return f"{src} {dst} ;"
 
 
-def _pair(sentence: str) -> tuple[str, str] | None:
-    """(subject, class) of 'Every X is a Y.' or 'Name is a Y.'; None for anything else."""
-    words = sentence.rstrip(".").split()
+def parse_fact(text: str) -> tuple[str, str] | None:
+    """(subject, class) of a fact in either rendering; None if the text is not a fact.
+
+    "Every terpus is a brimpus." | "Tom is a terpus." | compact "terpus brimpus ;" | "Tom terpus ;"
+    """
+    words = text.replace(".", " ").replace(";", " ").split()
+    if len(words) == 2:
+        return words[0], words[1]
     if len(words) == 4 and words[1:3] == ["is", "a"]:
         return words[0], words[3]
     if len(words) == 5 and words[0] == "Every" and words[2:4] == ["is", "a"]:
@@ -48,7 +53,7 @@ def compact_example(example: Example, source: str = "<example>") -> Example:
     # Order the facts as the question states them; edges the text does not mention go last.
     position: dict[tuple[str, str], int] = {}
     for i, sentence in enumerate(_SENTENCE.findall(example.question)):
-        pair = _pair(sentence.strip())
+        pair = parse_fact(sentence)
         if pair is not None:
             position.setdefault(pair, i)
     ordered = sorted(edges, key=lambda e: position.get((symbols[e[0]], symbols[e[1]]), len(position)))
@@ -62,7 +67,7 @@ def compact_example(example: Example, source: str = "<example>") -> Example:
 
     steps = []
     for i, step in enumerate(example.steps):
-        pair = _pair(step.strip())
+        pair = parse_fact(step)
         if pair is None:
             raise DataError(f"{source}: steps[{i}] is not a fact sentence: {step!r:.60}")
         steps.append(compact_fact(*pair))

@@ -4,27 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from latent_cot.data.compact import parse_fact
 from latent_cot.data.example import Example
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import GRAPH_FIELDS, Graph
 from latent_cot.tokenizer import ANSWER_MARKER
 
 CHAIN_CATEGORIES = ("correct_path", "longer_path", "hallucination", "wrong_target", "correct_label", "wrong_label", "no_answer")
-
-
-def parse_fact(step: str) -> tuple[str, str] | None:
-    """(subject, class) of a fact in either rendering; None if the text is not a fact.
-
-    "Every terpus is a brimpus." | "Tom is a terpus." | compact "terpus brimpus ;" | "Tom terpus ;"
-    """
-    words = step.replace(".", " ").replace(";", " ").split()
-    if len(words) == 2:
-        return words[0], words[1]
-    if len(words) == 4 and words[1:3] == ["is", "a"]:
-        return words[0], words[3]
-    if len(words) == 5 and words[0] == "Every" and words[2:4] == ["is", "a"]:
-        return words[1], words[4]
-    return None
 
 
 def split_generation(text: str) -> tuple[list[str], str | None]:
