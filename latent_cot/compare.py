@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from latent_cot.provenance import command_line, git_state
+from latent_cot.provenance import command_line, commit_text, git_state
 
 DEFAULT_CONFIG = "configs/compare/default.yaml"
 COMPARE_KEYS = {"name", "modes", "seeds", "configs", "overrides", "out_dir", "run_dir"}
@@ -152,14 +152,13 @@ def markdown_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
 def results_markdown(results: dict[str, Any], table: str) -> str:
     git = results["git"]
     n_test = results["rows"][0]["n_test"] if results["rows"] else 0
-    dirty = " (working tree had uncommitted changes)" if git.get("dirty") else ""
     return (
         f"# Comparison `{results['name']}`\n\n"
         f"Accuracy (%) on {n_test} held-out test examples at the final layout (exact match after `###`); "
         f"tokens generated include continuous thoughts. Every mode has the same backbone, data, seeds and epochs.\n\n"
         f"{table}\n"
         f"- command: `{results['command']}`\n"
-        f"- git commit: `{git.get('commit')}`{dirty}\n"
+        f"- git commit: {commit_text(git)}\n"
         f"- seeds: {results['seeds']}\n"
         f"- training configs: {', '.join(f'`{c}`' for c in results['configs'])}"
         + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "") + "\n"

@@ -21,14 +21,13 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from latent_cot.config import PRESETS, GPTConfig
 from latent_cot.curriculum import MODES, SLOT_MODES, Schedule
 from latent_cot.data.render import IGNORE
 from latent_cot.datamodule import ConfigError, LatentDataModule
 from latent_cot.model import GPT
-from latent_cot.thoughts import latent_forward
+from latent_cot.thoughts import latent_forward, shifted_loss
 from latent_cot.tokenizer import Tokenizer
 
 from latent_cot.checkpoint import CHECKPOINT_KEY  # our own section of a Lightning checkpoint
@@ -205,11 +204,8 @@ class LatentCoTSystem(L.LightningModule):
             self.model, batch["input_ids"], batch["attention_mask"],
             thought_id=tok.thought_id, bot_id=tok.bot_id, eot_id=tok.eot_id,
             feedback="soft" if self.mode == "soft" else "hidden", tau=self.hparams.tau, top_k=self.hparams.soft_top_k)
-        labels = batch["labels"][:, 1:]  # (B, T-1)
-        logits = out.logits[:, :-1]  # (B, T-1, V)
-        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                   ignore_index=IGNORE, reduction="sum")
-        return loss_sum, (labels != IGNORE).sum()
+        loss_sum = shifted_loss(out.logits, batch["labels"], reduction="sum")
+        return loss_sum, (batch["labels"][:, 1:] != IGNORE).sum()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss_sum, n_tokens = self.forward_loss(batch)

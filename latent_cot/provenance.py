@@ -24,8 +24,12 @@ def command_line() -> str:
     return shlex.join(["latent-cot", *sys.argv[1:]])
 
 
-def provenance_lines() -> list[str]:
-    """Markdown bullet lines naming the command and the commit (flagging uncommitted changes)."""
-    git = git_state()
+def commit_text(git: dict[str, Any]) -> str:
+    """`<commit>`, flagged when the working tree had uncommitted changes (from `git_state()`)."""
     dirty = " (working tree had uncommitted changes)" if git.get("dirty") else ""
-    return [f"- command: `{command_line()}`", f"- git commit: `{git.get('commit')}`{dirty}"]
+    return f"`{git.get('commit')}`{dirty}"
+
+
+def provenance_lines() -> list[str]:
+    """Markdown bullet lines naming this process's command and the current commit."""
+    return [f"- command: `{command_line()}`", f"- git commit: {commit_text(git_state())}"]

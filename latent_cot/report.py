@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from latent_cot.probe import CHAIN_CATEGORIES, FRONTIER_CATEGORIES, InspectionReport
-from latent_cot.provenance import git_state
+from latent_cot.provenance import commit_text, git_state
 
 INTERVENTION_NAMES = {
     "none": "untouched (the model's own thoughts, replayed)",
@@ -262,9 +262,7 @@ def write_report(reports: Sequence[InspectionReport], out_dir: str | Path, *, co
     out.mkdir(parents=True, exist_ok=True)
     names, lines = [], ["# Inside the continuous thoughts", ""]
     if command:
-        git = git_state()
-        dirty = " (working tree had uncommitted changes)" if git.get("dirty") else ""
-        lines += [f"Command: `{command}`", "", f"Git commit: `{git.get('commit')}`{dirty}", ""]
+        lines += [f"Command: `{command}`", "", f"Git commit: {commit_text(git_state())}", ""]
     if sources:
         lines += ["Checkpoints: " + ", ".join(f"`{s}`" for s in sources), ""]
     lines += ["Thought t is the vector fed into the t-th slot after `<bot>` (coconut: the last hidden state; soft: "

@@ -39,12 +39,14 @@ class LatentOutput:
     hidden: torch.Tensor | None = None  # (B, T, C) when asked for
 
 
-def shifted_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy over supervised positions (labels != -100)."""
+def shifted_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy over supervised positions (labels != -100), in float32 even under
+    mixed precision; reduction "sum" lets a caller normalise over a larger (global) batch."""
     return F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]),  # (B*(T-1), V)
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),  # (B*(T-1), V)
         labels[:, 1:].reshape(-1),  # (B*(T-1),)
         ignore_index=IGNORE,
+        reduction=reduction,
     )
 
 
