@@ -1,13 +1,14 @@
 """Load a training checkpoint without knowing Lightning: backbone, tokenizer, mode, curriculum.
 
-    run = load_run("runs/coconut/checkpoints/last.ckpt")
-    evaluate(run.model, run.tokenizer, examples, run.mode, run.n_thoughts)
+    run = load_run("runs/coconut/checkpoints/best.ckpt")
+    evaluate(run.model, run.tokenizer, examples, run.mode, run.thoughts_for(examples))
 
 A checkpoint written by lit.LatentCoTSystem is self-contained: it holds the tokenizer, the
 resolved GPT config and the curriculum next to the weights.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from latent_cot.config import GPTConfig
 from latent_cot.curriculum import SLOT_MODES, Schedule
+from latent_cot.data.example import Example
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 
@@ -35,9 +37,13 @@ class LoadedRun:
     epoch: int = 0
     global_step: int = 0
 
+    def thoughts_for(self, examples: Sequence[Example]) -> list[int]:
+        """k per example at the final layout, as the run was trained: what evaluation uses."""
+        return self.schedule.eval_thoughts(self.mode, (len(e.steps) for e in examples))
+
     @property
-    def n_thoughts(self) -> int:
-        """Thoughts at the final layout: what evaluation uses."""
+    def max_thoughts(self) -> int:
+        """The most thoughts any example gets at the final layout (max_stage * c for slot modes)."""
         return self.schedule.max_thoughts() if self.mode in SLOT_MODES else 0
 
 
@@ -49,7 +55,7 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
     if CHECKPOINT_KEY not in checkpoint:
         raise ValueError(f"{path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
     state = checkpoint[CHECKPOINT_KEY]
-    model = GPT(GPTConfig(**state["gpt_config"]))
+    model = GPT(GPTConfig.from_dict(state["gpt_config"]))
     weights = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
     model.load_state_dict(weights)
     model.eval()

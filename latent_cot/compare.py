@@ -2,7 +2,8 @@
 
 Every mode gets the same backbone, data, seed(s) and number of epochs (the training config is
 shared; only `model.mode` changes). Each trained model is evaluated on the held-out test split at
-the final layout. Written to <out_dir>/<name>/:
+the final layout, with the weights of the epoch that had the best validation accuracy (Coconut's
+choice; its epoch is recorded). Written to <out_dir>/<name>/:
 
     results.md        Markdown table (accuracy mean ± std over seeds, tokens, ms/example, train time)
                       plus the exact command, git commit, seeds and configs
@@ -68,7 +69,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path) -> dict[str, Any]:
     """Train and test one mode with one seed through the same CLI wiring as `latent-cot fit`."""
-    from latent_cot.train_cli import make_cli
+    from latent_cot.train_cli import best_checkpoint_path, make_cli
 
     args = [a for c in configs for a in ("--config", c)]
     args += [f"--model.mode={mode}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run_dir}"]
@@ -78,13 +79,17 @@ def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], ru
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     train_seconds = time.perf_counter() - start
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    history, best = list(cli.model.history), cli.model.best
+    epochs, global_step = cli.trainer.current_epoch, cli.trainer.global_step
+    best_path = best_checkpoint_path(cli.trainer)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False, ckpt_path=str(best_path) if best_path else None)
     result = cli.model.test_result
     return {
         "mode": mode, "seed": seed, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens,
-        "ms_per_example": result.ms_per_example, "n_test": result.n_examples, "n_thoughts": result.n_thoughts,
-        "train_seconds": train_seconds, "epochs": cli.trainer.current_epoch, "global_step": cli.trainer.global_step,
-        "history": list(cli.model.history), "config": resolved, "eval": result,
+        "ms_per_example": result.ms_per_example, "n_test": result.n_examples, "mean_thoughts": result.mean_thoughts,
+        "tested_epoch": best["epoch"] if best_path else epochs - 1, "best_val_acc": best["val_acc"] if best else None,
+        "train_seconds": train_seconds, "epochs": epochs, "global_step": global_step,
+        "history": history, "config": resolved, "eval": result,
     }
 
 
@@ -125,7 +130,8 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
             "mean_tokens": statistics.fmean(r["mean_tokens"] for r in mine),
             "ms_per_example": statistics.fmean(r["ms_per_example"] for r in mine),
             "train_seconds": statistics.fmean(r["train_seconds"] for r in mine),
-            "n_thoughts": mine[0]["n_thoughts"], "n_test": mine[0]["n_test"],
+            "mean_thoughts": statistics.fmean(r["mean_thoughts"] for r in mine), "n_test": mine[0]["n_test"],
+            "tested_epochs": [r["tested_epoch"] for r in mine],
         })
     results = {
         "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes,
@@ -142,10 +148,13 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
 
 def markdown_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
     acc_header = f"accuracy (mean ± std, {n_seeds} seeds)" if n_seeds > 1 else "accuracy"
-    lines = [f"| mode | {acc_header} | tokens generated | ms / example | train time (s) |", "|---|---|---|---|---|"]
+    lines = [f"| mode | {acc_header} | tokens generated | thoughts | ms / example | train time (s) | tested epoch |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{100 * r['accuracy_mean']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if n_seeds > 1 else "")
-        lines.append(f"| {r['mode']} | {acc} | {r['mean_tokens']:.1f} | {r['ms_per_example']:.2f} | {r['train_seconds']:.0f} |")
+        epochs = ", ".join(str(e + 1) for e in r["tested_epochs"])
+        lines.append(f"| {r['mode']} | {acc} | {r['mean_tokens']:.1f} | {r['mean_thoughts']:.1f} | {r['ms_per_example']:.2f} "
+                     f"| {r['train_seconds']:.0f} | {epochs} |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +163,8 @@ def results_markdown(results: dict[str, Any], table: str) -> str:
     n_test = results["rows"][0]["n_test"] if results["rows"] else 0
     return (
         f"# Comparison `{results['name']}`\n\n"
-        f"Accuracy (%) on {n_test} held-out test examples at the final layout (exact match after `###`); "
+        f"Accuracy (%) on {n_test} held-out test examples at the final layout (exact match after `###`), "
+        f"with the weights of the epoch (1-based, per seed) that had the best validation accuracy; "
         f"tokens generated include continuous thoughts. Every mode has the same backbone, data, seeds and epochs.\n\n"
         f"{table}\n"
         f"- command: `{results['command']}`\n"

@@ -11,7 +11,12 @@ class GPTConfig:
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
-    dropout: float = 0.0  # Coconut fine-tunes GPT-2 without dropout; keep 0 so oracle tests are exact
+    # Dropout, as GPT-2 places it. 0 by default: small from-scratch models on generated data and the
+    # exact parity tests want none. `pretrained` reads GPT-2's own 0.1 from config.json, and Coconut
+    # fine-tunes with it (its model is in train mode); backbone_overrides may change it.
+    embd_pdrop: float = 0.0  # on token + position embeddings
+    attn_pdrop: float = 0.0  # on attention weights
+    resid_pdrop: float = 0.0  # on each attention and MLP output before the residual add
     layer_norm_epsilon: float = 1e-5  # GPT-2's value; needed for bit-level parity with its weights
 
     def __post_init__(self) -> None:
@@ -20,6 +25,9 @@ class GPTConfig:
         for f in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, f) < 1:
                 raise ValueError(f"GPTConfig.{f} must be >= 1, got {getattr(self, f)}")
+        for f in DROPOUT_FIELDS:
+            if not 0.0 <= getattr(self, f) < 1.0:
+                raise ValueError(f"GPTConfig.{f} must be in [0, 1), got {getattr(self, f)}")
 
     @property
     def head_size(self) -> int:
@@ -38,6 +46,18 @@ class GPTConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GPTConfig":
+        """The inverse of to_dict; also reads checkpoints from before dropout was split in three."""
+        values = dict(values)
+        legacy = values.pop("dropout", None)
+        if legacy is not None:
+            values.update({f: values.get(f, legacy) for f in DROPOUT_FIELDS})
+        return cls(**values)
+
+
+DROPOUT_FIELDS = ("embd_pdrop", "attn_pdrop", "resid_pdrop")  # the fields that may change on pretrained weights
 
 
 PRESETS: dict[str, GPTConfig] = {

@@ -3,10 +3,17 @@
 Stage 0 is full language chain-of-thought. At stage s (1 <= s <= max_stage) the first s steps are
 replaced by s * c thoughts. Past max_stage every step is removed and max_stage * c thoughts remain,
 or min(n_steps, max_stage) * c when the example has fewer steps and `pad_to_max` is off.
+
+These are Coconut's rules (Hao et al. 2024, and its public training code), including two that are
+easy to get wrong: a stage beyond an example's step count still holds stage * c thoughts, and
+uniform mixing draws an example's stage from 0..n_steps of that example. Evaluation gives each
+example its own final-layout k (`final_thoughts`), so with `pad_to_max` off a 3-step example is
+evaluated with 3 * c thoughts, as it was trained.
 """
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MODES = ("no_cot", "cot", "coconut", "pause", "no_thought", "soft")
@@ -35,8 +42,9 @@ class Schedule:
     max_stage: int = 6  # Coconut's ProsQA/ProntoQA setting
     thoughts_per_step: int = 1  # c
     epochs_per_stage: int = 5
-    pad_to_max: bool = True  # same number of thoughts for every example at the final stage
-    uniform_prob: float = 0.0  # chance that an example is drawn at a random stage instead
+    pad_to_max: bool = True  # same number of thoughts for every example at the final stage (Coconut: on)
+    uniform_prob: float = 0.0  # chance that an example is drawn at a random stage 0..n_steps instead
+    start_stage: int = 0  # epoch 0 trains this stage: Coconut's GSM8k run continues a CoT model at stage 1
 
     def __post_init__(self) -> None:
         if self.max_stage < 0:
@@ -47,6 +55,8 @@ class Schedule:
             raise ValueError(f"schedule.epochs_per_stage must be >= 1, got {self.epochs_per_stage}")
         if not 0.0 <= self.uniform_prob <= 1.0:
             raise ValueError(f"schedule.uniform_prob must be in [0, 1], got {self.uniform_prob}")
+        if not 0 <= self.start_stage <= self.final_stage:
+            raise ValueError(f"schedule.start_stage must be in [0, max_stage + 1 = {self.final_stage}], got {self.start_stage}")
 
     @property
     def final_stage(self) -> int:
@@ -54,12 +64,16 @@ class Schedule:
         return self.max_stage + 1
 
     def stage_at(self, epoch: int) -> int:
-        return min(epoch // self.epochs_per_stage, self.final_stage)
+        return min(self.start_stage + epoch // self.epochs_per_stage, self.final_stage)
 
-    def sample_stage(self, epoch: int, rng: random.Random) -> int:
-        """The stage an example is rendered at this epoch, with uniform mixing."""
+    def sample_stage(self, epoch: int, rng: random.Random, n_steps: int) -> int:
+        """The stage an example with n_steps steps is rendered at this epoch, with uniform mixing.
+
+        A mixed example gets a stage drawn uniformly from 0..n_steps, as in Coconut: every split
+        point of its own chain is equally likely, whatever max_stage is.
+        """
         if self.uniform_prob > 0 and rng.random() < self.uniform_prob:
-            return rng.randint(0, self.final_stage)
+            return rng.randint(0, n_steps)
         return self.stage_at(epoch)
 
     def max_thoughts(self) -> int:
@@ -81,3 +95,18 @@ class Schedule:
 
     def final_layout(self, mode: str, n_steps: int) -> Layout:
         return self.layout(mode, n_steps, self.final_stage)
+
+    def final_thoughts(self, mode: str, n_steps: int) -> int:
+        """k at evaluation for an example with n_steps steps: its final layout's slots."""
+        return self.final_layout(mode, n_steps).n_slots
+
+    def eval_thoughts(self, mode: str, step_counts: Iterable[int], stage: int | None = None) -> list[int]:
+        """k per example when decoding at `stage`, default the final layout (what evaluation uses).
+
+        At an earlier stage s it is min(s * c, the final k), what Coconut's validation decodes with:
+        the thoughts of the stage, after which the model writes the remaining steps itself.
+        """
+        final = [self.final_thoughts(mode, n) for n in step_counts]
+        if stage is None or stage >= self.final_stage:
+            return final
+        return [min(stage * self.thoughts_per_step, k) for k in final]

@@ -5,9 +5,9 @@ Notation: B batch | T sequence.
 The curriculum changes the data, so the training batches are built here, at the start of each
 epoch, from the epoch number alone:
 
-- the stage of every example is `Schedule.sample_stage(epoch, rng)` with an rng seeded by
-  (seed, epoch), drawn in dataset order, so uniform mixing is reproducible and identical on every
-  process;
+- the stage of every example is `Schedule.sample_stage(epoch, rng, n_steps)` with an rng seeded
+  by (seed, epoch), drawn in dataset order, so uniform mixing is reproducible and identical on every
+  process; the validation loss is mixed the same way (as Coconut's is);
 - the order is a permutation seeded by (seed, epoch); a global batch is `batch_size * world_size`
   consecutive indices of it, and process `rank` takes its `rank`-th share, so a DDP run sees the
   same global batches as one process with the same global batch;
@@ -99,7 +99,7 @@ class CurriculumBatches:
 
     def __init__(self, cache: RenderCache, schedule: Schedule, *, batch_size: int, shuffle: bool, seed: int,
                  epoch_fn: Callable[[], int], skip_fn: Callable[[int], int] = _no_skip,
-                 rank: int = 0, world_size: int = 1, stage_fn: Callable[[int, random.Random], int] | None = None):
+                 rank: int = 0, world_size: int = 1, stage_fn: Callable[[int, random.Random, int], int] | None = None):
         self.cache, self.schedule = cache, schedule
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch_fn, self.skip_fn = epoch_fn, skip_fn
@@ -120,7 +120,7 @@ class CurriculumBatches:
         rng = _stage_rng(self.seed, epoch)
         out = []
         for index, example in enumerate(self.cache.examples):
-            stage = self.stage_fn(epoch, rng)
+            stage = self.stage_fn(epoch, rng, len(example.steps))
             out.append(self.cache.get(index, self.schedule.layout(self.cache.mode, len(example.steps), stage)))
         return out
 
@@ -262,11 +262,11 @@ class LatentDataModule(L.LightningDataModule):
         return self.batches(self.train_examples, train=True)
 
     def val_dataloader(self) -> CurriculumBatches:
-        # Teacher-forced loss at the current stage, without uniform mixing.
-        return self.batches(self.valid_examples, train=False, stage_fn=lambda epoch, rng: self.schedule.stage_at(epoch))
+        # Teacher-forced loss at the current stage, with the training's uniform mixing (as Coconut's).
+        return self.batches(self.valid_examples, train=False)
 
     def test_dataloader(self) -> CurriculumBatches:
-        return self.batches(self.test_examples, train=False, stage_fn=lambda epoch, rng: self.schedule.final_stage)
+        return self.batches(self.test_examples, train=False, stage_fn=lambda epoch, rng, n_steps: self.schedule.final_stage)
 
     def max_length(self, examples: list[Example]) -> int:
         """The longest rendered sequence over every stage of the curriculum (thought slots included)."""

@@ -1,8 +1,9 @@
 """`latent-cot evaluate --ckpt CKPT --data FILE [--n_thoughts K] [--out DIR]`.
 
 Loads a training checkpoint (checkpoint.load_run: no Lightning needed), decodes every example of
-the data file at the final layout of the checkpoint's mode, prints accuracy, tokens generated and
-ms per example, and writes per-example records as JSONL (and a summary JSON) under --out.
+the data file at the final layout of the checkpoint's curriculum (each example with its own k, as
+in training; `--n_thoughts K` forces one k for a forced-k study), prints accuracy, tokens generated
+and ms per example, and writes per-example records as JSONL (and a summary JSON) under --out.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `latent-cot fit` (e.g. .../checkpoints/last.ckpt)")
     parser.add_argument("--data", required=True, help="examples in any format load_examples reads (.json, .jsonl, .txt)")
-    parser.add_argument("--n_thoughts", type=int, default=None, help="continuous thoughts k (default: the final stage's)")
+    parser.add_argument("--n_thoughts", type=int, default=None, help="force k continuous thoughts for every example (default: each example's final-layout k, as trained)")
     parser.add_argument("--compact", action="store_true", help="compact rendering of graph tasks (default: as the checkpoint was trained)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
     parser.add_argument("--batch_size", type=int, default=64)
@@ -35,12 +36,13 @@ def run(args: argparse.Namespace) -> int:
         examples = [compact_example(e) for e in examples]
     if args.limit is not None:
         examples = examples[:args.limit]
-    k = loaded.n_thoughts if args.n_thoughts is None else args.n_thoughts
+    k = loaded.thoughts_for(examples) if args.n_thoughts is None else args.n_thoughts
     max_new = args.max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
     result = evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=args.batch_size,
                       max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)),
                       soft_top_k=loaded.hparams.get("soft_top_k"))
-    print(f"mode {loaded.mode}, k={k}, {result.n_examples} examples: accuracy {100 * result.accuracy:.1f}%, "
+    k_text = f"k={k}" if args.n_thoughts is not None else f"k per example (mean {result.mean_thoughts:.2f})"
+    print(f"mode {loaded.mode}, {k_text}, {result.n_examples} examples: accuracy {100 * result.accuracy:.1f}%, "
           f"{result.mean_tokens:.1f} tokens, {result.ms_per_example:.2f} ms/example")
     if args.out:
         out = Path(args.out)

@@ -3,11 +3,16 @@
 Tokens generated counts what the model produces after the question: the decoded tokens up to and
 including <eos>, plus the k continuous thoughts (a thought costs one forward step like a token),
 the convention of the Coconut paper's Table 1.
+
+k may differ per example (a schedule without `pad_to_max` gives each example its own final-layout
+k, `Schedule.eval_thoughts`): examples are then decoded in batches of equal k and reported in
+their input order.
 """
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,12 +35,14 @@ class Record:
     generated: str
     correct: bool
     tokens: int  # generated tokens + thoughts
+    n_thoughts: int = 0
 
 
 @dataclass
 class EvalResult:
     mode: str
-    n_thoughts: int
+    n_thoughts: int | None  # k of every example, or None when k was given per example
+    mean_thoughts: float
     accuracy: float
     mean_tokens: float
     ms_per_example: float
@@ -64,7 +71,7 @@ def evaluate(
     tokenizer: Tokenizer,
     examples: list[Example],
     mode: str,
-    n_thoughts: int = 0,
+    n_thoughts: int | Sequence[int] = 0,
     *,
     batch_size: int = 64,
     max_new_tokens: int = 64,
@@ -72,25 +79,36 @@ def evaluate(
     tau: float = 1.0,
     soft_top_k: int | None = None,
 ) -> EvalResult:
+    ks = [n_thoughts] * len(examples) if isinstance(n_thoughts, int) else [int(k) for k in n_thoughts]
+    if len(ks) != len(examples):
+        raise ValueError(f"n_thoughts: got {len(ks)} values for {len(examples)} examples")
+    by_k: dict[int, list[int]] = {}
+    for index, k in enumerate(ks):
+        by_k.setdefault(k, []).append(index)
     was_training = model.training
     model.eval()
-    accuracy, tokens = MeanMetric(), MeanMetric()
-    records: list[Record] = []
+    records: list[Record | None] = [None] * len(examples)
     start = time.perf_counter()
-    for begin in range(0, len(examples), batch_size):
-        chunk = examples[begin:begin + batch_size]
-        out = generate(model, tokenizer, chunk, mode, n_thoughts, max_new_tokens=max_new_tokens, sampling=sampling, tau=tau,
-                       soft_top_k=soft_top_k)
-        for offset, (example, text, n) in enumerate(zip(chunk, out.texts, out.n_generated)):
-            correct = is_correct(text, example.answer)
-            accuracy.update(float(correct))
-            tokens.update(float(n + n_thoughts))
-            records.append(Record(begin + offset, example.question, example.answer, answer_of(text), text, correct, n + n_thoughts))
+    for k, indices in sorted(by_k.items()):
+        for begin in range(0, len(indices), batch_size):
+            chunk = indices[begin:begin + batch_size]
+            out = generate(model, tokenizer, [examples[i] for i in chunk], mode, k, max_new_tokens=max_new_tokens,
+                           sampling=sampling, tau=tau, soft_top_k=soft_top_k)
+            for index, text, n in zip(chunk, out.texts, out.n_generated):
+                example = examples[index]
+                records[index] = Record(index, example.question, example.answer, answer_of(text), text,
+                                        is_correct(text, example.answer), n + k, k)
     elapsed_ms = (time.perf_counter() - start) * 1000
     model.train(was_training)
+    accuracy, tokens, thoughts = MeanMetric(), MeanMetric(), MeanMetric()
+    for record in records:
+        accuracy.update(float(record.correct))
+        tokens.update(float(record.tokens))
+        thoughts.update(float(record.n_thoughts))
     n = len(examples)
     return EvalResult(
-        mode, n_thoughts,
+        mode, n_thoughts if isinstance(n_thoughts, int) else None,
+        mean_thoughts=float(thoughts.compute()) if n else 0.0,
         accuracy=float(accuracy.compute()) if n else 0.0,
         mean_tokens=float(tokens.compute()) if n else 0.0,
         ms_per_example=elapsed_ms / max(n, 1),

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from latent_cot.config import GPTConfig
+from latent_cot.config import DROPOUT_FIELDS, GPTConfig
 from latent_cot.model import GPT
 
 SAFETENSORS_FILE = "model.safetensors"
@@ -49,8 +49,8 @@ def _is_mask_buffer(key: str) -> bool:
 def config_from_hf(hf: dict, *, source: str = CONFIG_FILE) -> GPTConfig:
     """Map a GPT-2 config.json dict to GPTConfig; reject options the backbone does not implement.
 
-    Missing size fields take GPT-2's defaults, as transformers' GPT2Config does. Dropout is 0 always:
-    the checkpoint's *_pdrop values are training settings, and Coconut fine-tunes without dropout.
+    Missing fields take GPT-2's defaults, as transformers' GPT2Config does, dropout included (0.1 at
+    embeddings, attention and residuals: what Coconut fine-tunes with).
     """
     problems = []
     if hf.get("model_type") != "gpt2":
@@ -82,7 +82,7 @@ def config_from_hf(hf: dict, *, source: str = CONFIG_FILE) -> GPTConfig:
             n_layer=hf.get("n_layer", GPTConfig.n_layer),
             n_head=hf.get("n_head", GPTConfig.n_head),
             n_embd=n_embd,
-            dropout=0.0,
+            **{f: float(hf.get(f, 0.1)) for f in DROPOUT_FIELDS},
             layer_norm_epsilon=hf.get("layer_norm_epsilon", GPTConfig.layer_norm_epsilon),
         )
     except ValueError as e:
@@ -104,9 +104,7 @@ def config_to_hf(config: GPTConfig, dtype: torch.dtype = torch.float32) -> dict:
         "n_inner": None,
         "activation_function": "gelu_new",
         "layer_norm_epsilon": config.layer_norm_epsilon,
-        "resid_pdrop": config.dropout,
-        "embd_pdrop": config.dropout,
-        "attn_pdrop": config.dropout,
+        **{f: getattr(config, f) for f in DROPOUT_FIELDS},
         "scale_attn_weights": True,
         "scale_attn_by_inverse_layer_idx": False,
         "reorder_and_upcast_attn": False,

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=100, help="inspect the first N examples (default: 100)")
     parser.add_argument("--out", default="results/inspect", metavar="DIR", help="output folder (default: results/inspect)")
     parser.add_argument("--k", type=int, default=None, metavar="K",
-                        help="thoughts used by the thought analyses (default: the checkpoint's final-stage count)")
+                        help="force K thoughts for every example (default: each example's final-layout k, as trained; "
+                             "examples with different k are inspected as separate groups)")
     parser.add_argument("--max_k", type=int, default=None, metavar="K",
                         help="accuracy is measured for k = 0 .. max_k thoughts at inference (default: --k)")
     parser.add_argument("--top", type=int, default=5, help="tokens listed per thought decoding (default: 5)")
@@ -61,12 +62,37 @@ def _labels(modes: list[str]) -> list[str]:
     return [mode if modes.count(mode) == 1 else f"{mode}-{modes[:i].count(mode) + 1}" for i, mode in enumerate(modes)]
 
 
+def _groups_by_k(examples: list, loaded, forced: int | None) -> list[tuple[int | None, list]]:
+    """The examples grouped by their number of thoughts: each one's final-layout k as trained
+    (one group when the schedule pads to the max), or one group with a forced --k."""
+    if loaded.mode not in SLOT_MODES:
+        return [(None, examples)]
+    if forced is not None:
+        return [(forced, examples)]
+    groups: dict[int, list] = {}
+    for example, k in zip(examples, loaded.thoughts_for(examples)):
+        groups.setdefault(k, []).append(example)
+    return sorted(groups.items())
+
+
+def _print_report(report, show: int) -> None:
+    from latent_cot.report import format_decodings
+
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.examples and report.examples[0]["thoughts"]:
+        print(format_decodings(report, show))
+    print("k: accuracy  " + "  ".join(f"{row.k}: {row.accuracy:.3f}" for row in report.sweep))
+    if report.interventions:
+        print("interventions: " + "  ".join(f"{kind} {acc:.3f}" for kind, acc in report.interventions.items()))
+
+
 def run(args: argparse.Namespace) -> int:
     from latent_cot.data.compact import compact_example
     from latent_cot.data.example import DataError
     from latent_cot.data.loaders import load_examples
     from latent_cot.probe import ProbeError, inspect_run
-    from latent_cot.report import format_decodings, write_report
+    from latent_cot.report import write_report
 
     for name in ("n", "top", "batch_size"):
         if getattr(args, name) < 1:
@@ -92,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             runs.append(load_run(path))
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             return _fail(f"{path}: cannot load the checkpoint: {error}")
-    reports = []
+    reports, failed = [], False
     for path, label, loaded in zip(args.ckpt, _labels([r.mode for r in runs]), runs):
         print(f"== {label}: {path} (mode {loaded.mode})")
         compact = getattr(loaded, "data_hparams", {}).get("compact", False) if args.rendering == "auto" else args.rendering == "compact"
@@ -102,32 +128,28 @@ def run(args: argparse.Namespace) -> int:
                 data = [compact_example(e, f"{args.data}, index {i}") for i, e in enumerate(examples)]
             except DataError as error:
                 print(f"error: the checkpoint was trained on the compact rendering, which needs graph fields: {error}", file=sys.stderr)
+                failed = True
                 continue
-        k = args.k
-        if loaded.mode in SLOT_MODES and k is None:
-            k = loaded.schedule.max_thoughts()
-        elif loaded.mode not in SLOT_MODES and args.k:
+        if loaded.mode not in SLOT_MODES and args.k:
             print(f"note: mode {loaded.mode!r} has no thought slots; --k {args.k} ignored", file=sys.stderr)
         hparams = getattr(loaded, "hparams", {}) or {}
         max_new_tokens = args.max_new_tokens or int(hparams.get("eval_max_new_tokens", 64))
-        try:
-            report = inspect_run(loaded.model.to(device), loaded.tokenizer, loaded.mode, data, n_thoughts=k,
-                                 max_k=args.max_k, top=args.top, tau=float(hparams.get("tau", 1.0)),
-                                 soft_top_k=hparams.get("soft_top_k"),
-                                 batch_size=args.batch_size, max_new_tokens=max_new_tokens, seed=args.seed, label=label)
-        except (ProbeError, ValueError) as error:
-            print(f"error: {path}: {error}", file=sys.stderr)
-            continue
-        for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
-        if report.examples and report.examples[0]["thoughts"]:
-            print(format_decodings(report, args.show))
-        print("k: accuracy  " + "  ".join(f"{row.k}: {row.accuracy:.3f}" for row in report.sweep))
-        if report.interventions:
-            print("interventions: " + "  ".join(f"{kind} {acc:.3f}" for kind, acc in report.interventions.items()))
-        reports.append(report)
+        groups = _groups_by_k(data, loaded, args.k)
+        for k, group in groups:
+            group_label = label if len(groups) == 1 else f"{label} k={k}"
+            try:
+                report = inspect_run(loaded.model.to(device), loaded.tokenizer, loaded.mode, group, n_thoughts=k,
+                                     max_k=args.max_k, top=args.top, tau=float(hparams.get("tau", 1.0)),
+                                     soft_top_k=hparams.get("soft_top_k"), batch_size=args.batch_size,
+                                     max_new_tokens=max_new_tokens, seed=args.seed, label=group_label)
+            except (ProbeError, ValueError) as error:
+                print(f"error: {path}: {error}", file=sys.stderr)
+                failed = True
+                continue
+            _print_report(report, args.show)
+            reports.append(report)
     if not reports:
         return _fail("no checkpoint could be inspected")
     path = write_report(reports, args.out, command=_command(args), sources=args.ckpt, n_show=args.show)
     print(f"wrote {path} and plots in {Path(args.out)}")
-    return 0 if len(reports) == len(args.ckpt) else 1
+    return 0 if not failed else 1

@@ -3,10 +3,16 @@
 Notation: B batch | T sequence | V vocab.
 
 The backbone (model.py) knows nothing of Lightning; this file adds the training step (one
-`latent_forward` per batch), the optimizer (AdamW, optional linear warm-up, state reset when the
-curriculum stage changes), validation in two layouts (teacher-forced loss at the current stage,
-generation at the final one) and a self-contained checkpoint (tokenizer, resolved GPT config,
-curriculum stage, data position).
+`latent_forward` per batch), the optimizer (AdamW, optional warm-up and cosine decay, state reset
+per epoch, per stage or never), validation (teacher-forced loss at the current stage; generation at
+the final layout, `val/acc`, which picks the best checkpoint, and at the current stage's layout,
+`val/acc_stage`, what Coconut's validation measures) and a self-contained checkpoint (tokenizer,
+resolved GPT config, curriculum stage, data position, best validation epoch).
+
+The defaults are Coconut's ProsQA recipe (its paper and public configs): c = 1, 5 epochs per
+stage, max stage 6, thoughts padded to the max, AdamW lr 1e-4 with torch's default betas and
+weight decay 0.01 on every parameter, a fresh optimizer every epoch, constant learning rate.
+Every departure is an argument (see configs/ for the CPU recipes).
 
 The backbone is built in `setup`, once the data module has a tokenizer: its vocabulary size is the
 tokenizer's. `init_from` starts from an earlier run's weights (and tokenizer), e.g. a CoT run
@@ -15,14 +21,14 @@ continued into the latent curriculum.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from latent_cot.config import PRESETS, GPTConfig
+from latent_cot.config import DROPOUT_FIELDS, PRESETS, GPTConfig
 from latent_cot.curriculum import MODES, SLOT_MODES, Schedule
 from latent_cot.data.render import IGNORE
 from latent_cot.datamodule import ConfigError, LatentDataModule
@@ -33,9 +39,15 @@ from latent_cot.tokenizer import Tokenizer
 from latent_cot.checkpoint import CHECKPOINT_KEY  # our own section of a Lightning checkpoint
 
 
-def eval_thoughts(mode: str, schedule: Schedule) -> int:
-    """k at evaluation: the final stage's thoughts for slot modes, none otherwise."""
-    return schedule.max_thoughts() if mode in SLOT_MODES else 0
+RESETS = ("epoch", "stage", "never")
+_SCHEDULE = Schedule()  # the curriculum's defaults, which are the system's defaults too
+
+
+def _with_dropout(model: GPT, dropout: dict[str, float]) -> GPT:
+    """The same weights in a backbone with other dropout settings (the only change pretrained weights allow)."""
+    rebuilt = GPT(replace(model.config, **dropout))
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt
 
 
 class LatentCoTSystem(L.LightningModule):
@@ -45,16 +57,21 @@ class LatentCoTSystem(L.LightningModule):
         mode: no_cot | cot | coconut | pause | no_thought | soft.
         backbone: GPT preset name (config.PRESETS); vocab_size always comes from the tokenizer.
         backbone_overrides: GPTConfig fields to override, e.g. {n_layer: 2, block_size: 256}.
-        init_from: checkpoint of an earlier run whose backbone weights and tokenizer to start from.
+        init_from: checkpoint of an earlier run whose backbone (config and weights) and tokenizer to
+            start from; only dropout may be overridden.
         pretrained: a local Hugging Face GPT-2 directory whose weights to start from (its config
-            replaces `backbone`); pair it with data.gpt2_dir for the matching tokenizer. The token
-            table grows by the added special tokens.
-        max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob: the curriculum
-            (curriculum.Schedule).
+            replaces `backbone`; only dropout may be overridden); pair it with data.gpt2_dir for the
+            matching tokenizer. The token table grows by the added special tokens.
+        max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob, start_stage: the
+            curriculum (curriculum.Schedule). start_stage > 0 with init_from continues an earlier
+            run (e.g. a CoT model) at that stage, as Coconut's GSM8k recipe does.
         lr, weight_decay, warmup_steps, betas: AdamW, linear warm-up over the first steps.
+        decay_groups: no weight decay on biases and LayerNorm gains (nanoGPT's habit); off, every
+            parameter decays (Coconut).
         min_lr_ratio: cosine decay of the learning rate to lr * min_lr_ratio at the last step;
             1.0 keeps it constant after warm-up.
-        reset_optimizer: clear the optimizer state when the curriculum stage changes (Coconut does).
+        reset_optimizer: start the AdamW state afresh at every "epoch" (Coconut), when the
+            curriculum "stage" changes, or "never".
         tau, soft_top_k: temperature of `soft` thoughts, and the top-k filter of their logits (None: all).
         eval_limit: how many validation examples to decode each epoch (None: all).
         eval_every_n_epochs: decode every this many epochs (and always after the last).
@@ -69,17 +86,19 @@ class LatentCoTSystem(L.LightningModule):
         backbone_overrides: dict[str, Any] | None = None,
         init_from: str | None = None,
         pretrained: str | None = None,
-        max_stage: int = 3,
-        thoughts_per_step: int = 1,
-        epochs_per_stage: int = 2,
-        pad_to_max: bool = True,
-        uniform_prob: float = 0.0,
-        lr: float = 1e-3,
+        max_stage: int = _SCHEDULE.max_stage,
+        thoughts_per_step: int = _SCHEDULE.thoughts_per_step,
+        epochs_per_stage: int = _SCHEDULE.epochs_per_stage,
+        pad_to_max: bool = _SCHEDULE.pad_to_max,
+        uniform_prob: float = _SCHEDULE.uniform_prob,
+        start_stage: int = _SCHEDULE.start_stage,
+        lr: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
         min_lr_ratio: float = 1.0,
-        betas: tuple[float, float] = (0.9, 0.95),
-        reset_optimizer: bool = True,
+        betas: tuple[float, float] = (0.9, 0.999),
+        decay_groups: bool = False,
+        reset_optimizer: str = "epoch",
         tau: float = 1.0,
         soft_top_k: int | None = None,
         eval_limit: int | None = 200,
@@ -97,8 +116,15 @@ class LatentCoTSystem(L.LightningModule):
             GPTConfig.from_name(backbone, **(backbone_overrides or {}))
         except (ValueError, TypeError) as error:
             raise ConfigError(f"model.backbone_overrides: {error}") from None
+        if pretrained is not None or init_from is not None:
+            fixed = sorted(set(backbone_overrides or {}) - set(DROPOUT_FIELDS))
+            if fixed:
+                raise ConfigError(f"model.backbone_overrides.{fixed[0]}: cannot change on trained weights "
+                                  f"(model.pretrained / model.init_from); only {', '.join(DROPOUT_FIELDS)} can")
+        if reset_optimizer not in RESETS:
+            raise ConfigError(f"model.reset_optimizer: expected one of {', '.join(RESETS)}, got {reset_optimizer!r}")
         try:
-            self.schedule = Schedule(max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob)
+            self.schedule = Schedule(max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob, start_stage)
         except ValueError as error:
             raise ConfigError(f"model.{str(error).removeprefix('schedule.')}") from None
         if init_from is not None and not Path(init_from).is_file():
@@ -122,8 +148,9 @@ class LatentCoTSystem(L.LightningModule):
         self.tokenizer: Tokenizer | None = None
         self.gpt_config: GPTConfig | None = None
         self.history: list[dict[str, float]] = []  # one row per decoded validation epoch
+        self.best: dict[str, float] | None = None  # {"epoch", "val_acc"} of the best final-layout accuracy
         self.test_result = None  # evaluate.EvalResult of the last test run
-        self._optimizer_stage: int | None = None  # stage the optimizer state belongs to
+        self._optimizer_period: int | None = None  # epoch or stage the optimizer state belongs to
         self._epoch_batches = 0  # batches trained in the current epoch (the data position)
         self._resume: dict[str, int] | None = None  # data position read from a checkpoint
 
@@ -143,23 +170,24 @@ class LatentCoTSystem(L.LightningModule):
         if self.model is not None:
             return
         self.tokenizer = tokenizer
+        overrides = self.hparams.backbone_overrides or {}
         if self.hparams.pretrained is not None:
             from latent_cot.gpt2_weights import load_gpt2
 
-            self.model = load_gpt2(self.hparams.pretrained)
-            self.model.resize_vocab(tokenizer.vocab_size)
-            self.model.train()
-            self.gpt_config = self.model.config
-            return
-        self.gpt_config = GPTConfig.from_name(self.hparams.backbone, **{**(self.hparams.backbone_overrides or {}), "vocab_size": tokenizer.vocab_size})
-        self.model = GPT(self.gpt_config)
-        if self.init_from is not None:
+            model = load_gpt2(self.hparams.pretrained)
+            model.resize_vocab(tokenizer.vocab_size)
+        elif self.init_from is not None:  # the earlier run's backbone, whatever its preset was
             from latent_cot.checkpoint import load_run
 
             earlier = load_run(self.init_from)
             if earlier.tokenizer.to_json() != tokenizer.to_json():
                 raise ConfigError(f"model.init_from: {self.init_from} was trained with another tokenizer")
-            self.model.load_state_dict(earlier.model.state_dict())
+            model = earlier.model
+        else:
+            model = GPT(GPTConfig.from_name(self.hparams.backbone, **{**overrides, "vocab_size": tokenizer.vocab_size}))
+            overrides = {}
+        self.model = (_with_dropout(model, overrides) if overrides else model).train()
+        self.gpt_config = self.model.config
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self.trainer is not None else None
@@ -186,7 +214,8 @@ class LatentCoTSystem(L.LightningModule):
                     f"but block_size is {block}")
         if datamodule.valid_examples:
             longest_prompt = max(len(datamodule.tokenizer.encode(e.question + "\n")) for e in datamodule.valid_examples[:1000])
-            need = longest_prompt + eval_thoughts(self.mode, self.schedule) + 2 + self.hparams.eval_max_new_tokens
+            most_thoughts = self.schedule.max_thoughts() if self.mode in SLOT_MODES else 0
+            need = longest_prompt + most_thoughts + 2 + self.hparams.eval_max_new_tokens
             if need > block:
                 raise ConfigError(
                     f"model.eval_max_new_tokens: prompt ({longest_prompt}) + thoughts + {self.hparams.eval_max_new_tokens} "
@@ -222,23 +251,33 @@ class LatentCoTSystem(L.LightningModule):
         resume = self._resume
         self._epoch_batches = resume["batches"] if resume and resume["epoch"] == self.current_epoch else 0
         self._resume = None
-        stage = self.schedule.stage_at(self.current_epoch)
-        if self.hparams.reset_optimizer and self._optimizer_stage is not None and stage != self._optimizer_stage:
+        period = self._period(self.current_epoch)
+        if period is not None and self._optimizer_period is not None and period != self._optimizer_period:
             for optimizer in self.trainer.optimizers:
-                optimizer.state.clear()  # AdamW moments and step counts start afresh for the new stage
-        self._optimizer_stage = stage
+                optimizer.state.clear()  # AdamW moments and step counts start afresh: a fresh optimizer
+        self._optimizer_period = period
+
+    def _period(self, epoch: int) -> int | None:
+        """What the optimizer state belongs to: the epoch or the stage (None: it is never reset).
+
+        Kept in the checkpoint, so a run resumed mid-epoch keeps its state and one resumed at an
+        epoch boundary resets exactly as an uninterrupted run does."""
+        policy = self.hparams.reset_optimizer
+        if policy == "never":
+            return None
+        return epoch if policy == "epoch" else self.schedule.stage_at(epoch)
 
     def _skip_batches(self, epoch: int) -> int:
         resume = self._resume
         return resume["batches"] if resume and resume["epoch"] == epoch else 0
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on biases and LayerNorm gains
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        params = list(self.model.parameters())
+        groups = [{"params": params, "weight_decay": self.hparams.weight_decay}]
+        if self.hparams.decay_groups:  # no decay on biases and LayerNorm gains
+            groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
+                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
         warmup, floor = self.hparams.warmup_steps, self.hparams.min_lr_ratio
         if not warmup and floor == 1.0:
             return optimizer
@@ -258,11 +297,12 @@ class LatentCoTSystem(L.LightningModule):
         loss_sum, n_tokens = self.forward_loss(batch)
         self.log("val/loss", loss_sum / n_tokens.clamp(min=1), prog_bar=True, sync_dist=True, batch_size=int(n_tokens))
 
-    def decode(self, examples, limit: int | None = None):
+    def decode(self, examples, stage: int | None = None):
+        """Generate for `examples`, each with its own k at `stage`'s layout (default: the final one)."""
         from latent_cot.evaluation import evaluate
 
-        examples = examples if limit is None else examples[:limit]
-        return evaluate(self.model, self.tokenizer, examples, self.mode, eval_thoughts(self.mode, self.schedule),
+        ks = self.schedule.eval_thoughts(self.mode, (len(e.steps) for e in examples), stage)
+        return evaluate(self.model, self.tokenizer, examples, self.mode, ks,
                         batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens,
                         tau=self.hparams.tau, soft_top_k=self.hparams.soft_top_k)
 
@@ -272,17 +312,28 @@ class LatentCoTSystem(L.LightningModule):
         last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
         if not last and (self.current_epoch + 1) % self.hparams.eval_every_n_epochs:
             return
-        result = self.decode(self.trainer.datamodule.valid_examples, self.hparams.eval_limit)
+        examples = self.trainer.datamodule.valid_examples
+        examples = examples if self.hparams.eval_limit is None else examples[:self.hparams.eval_limit]
+        stage = self.schedule.stage_at(self.current_epoch)
+        result = self.decode(examples)
+        steps = [len(e.steps) for e in examples]
+        same_layout = self.schedule.eval_thoughts(self.mode, steps, stage) == self.schedule.eval_thoughts(self.mode, steps)
+        # At stage s Coconut decodes with the stage's thoughts and lets the model write the rest;
+        # cot, no_cot and no_thought prompts never change, so one decoding serves both.
+        at_stage = result if same_layout or self.mode not in SLOT_MODES else self.decode(examples, stage)
         self.log("val/acc", result.accuracy, prog_bar=True)
+        self.log("val/acc_stage", at_stage.accuracy)
         self.log("val/tokens", result.mean_tokens, prog_bar=True)
         self.log("val/ms_per_example", result.ms_per_example)
         metrics = self.trainer.callback_metrics
         self.history.append({
-            "epoch": self.current_epoch, "stage": self.schedule.stage_at(self.current_epoch),
-            "val_acc": result.accuracy, "val_tokens": result.mean_tokens,
+            "epoch": self.current_epoch, "stage": stage,
+            "val_acc": result.accuracy, "val_acc_stage": at_stage.accuracy, "val_tokens": result.mean_tokens,
             "val_loss": float(metrics["val/loss"]) if "val/loss" in metrics else math.nan,
             "train_loss": float(metrics["train/loss"]) if "train/loss" in metrics else math.nan,
         })
+        if self.best is None or result.accuracy > self.best["val_acc"]:
+            self.best = {"epoch": self.current_epoch, "val_acc": result.accuracy}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss_sum, n_tokens = self.forward_loss(batch)
@@ -302,7 +353,8 @@ class LatentCoTSystem(L.LightningModule):
             "mode": self.mode,
             "schedule": asdict(self.schedule),
             "stage": self.schedule.stage_at(self.current_epoch),
-            "optimizer_stage": self._optimizer_stage,
+            "optimizer_period": self._optimizer_period,
+            "best": self.best,
             # Batches of this epoch already trained on; the data order itself follows from the seed.
             "data_position": {"epoch": self.current_epoch, "batches": self._epoch_batches},
             "history": list(self.history),
@@ -313,10 +365,11 @@ class LatentCoTSystem(L.LightningModule):
         tokenizer = Tokenizer.from_json(state["tokenizer"])
         if self.model is None:  # load_from_checkpoint: build before the state dict arrives
             self.tokenizer = tokenizer
-            self.gpt_config = GPTConfig(**state["gpt_config"])
+            self.gpt_config = GPTConfig.from_dict(state["gpt_config"])
             self.model = GPT(self.gpt_config)
         elif tokenizer.to_json() != self.tokenizer.to_json():
             raise ConfigError("ckpt_path: the checkpoint was trained with another tokenizer (different data or data.gpt2_dir)")
-        self._optimizer_stage = state["optimizer_stage"]
+        self._optimizer_period = state.get("optimizer_period", state.get("optimizer_stage"))
+        self.best = state.get("best")
         self._resume = dict(state["data_position"])
         self.history = list(state.get("history", []))

@@ -96,8 +96,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
-        self.dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.dropout = config.attn_pdrop
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
@@ -122,7 +122,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # GPT-2 uses the tanh approximation of GELU; the exact one breaks weight parity.
@@ -140,6 +140,11 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), attn_mask, cache, layer)
         return x + self.mlp(self.ln_2(x))
+
+
+def positions_of(key_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids (B, S) of a padded batch: the count of real tokens before each position (0 at padding)."""
+    return (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)
 
 
 def attention_mask_for(key_mask: torch.Tensor, n_new: int) -> torch.Tensor:
@@ -164,7 +169,7 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
+            drop=nn.Dropout(config.embd_pdrop),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
         ))
@@ -249,7 +254,7 @@ class GPT(nn.Module):
         if cache is not None and cache.mask is not None:
             key_mask = torch.cat([cache.mask, key_mask], dim=1)  # (B, S)
         if positions is None:
-            positions = (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, T)
+            positions = positions_of(key_mask)[:, past:]  # (B, T)
             too_far = key_mask.shape[1] > self.config.block_size  # default positions stay below S
         else:
             if positions.shape != (B, T):

@@ -10,9 +10,10 @@ the resolved config.yaml into each run directory.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from latent_cot.datamodule import LatentDataModule
@@ -44,9 +45,29 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+class BestCheckpoint(Callback):
+    """best.ckpt beside last.ckpt: the epoch with the best validation accuracy at the final layout
+    (LatentCoTSystem.best), the checkpoint Coconut evaluates and `compare` tests."""
+
+    FILENAME = "best.ckpt"
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        best, run = getattr(pl_module, "best", None), trainer.checkpoint_callback
+        if best is not None and best["epoch"] == trainer.current_epoch and run is not None and run.dirpath:
+            trainer.save_checkpoint(Path(run.dirpath) / self.FILENAME)
+
+
+def best_checkpoint_path(trainer) -> Path | None:
+    """The run's best.ckpt, if one was written."""
+    run = trainer.checkpoint_callback
+    path = Path(run.dirpath) / BestCheckpoint.FILENAME if run is not None and run.dirpath else None
+    return path if path is not None and path.is_file() else None
+
+
 class LatentCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
 
 
 def make_cli(args: list[str] | None, run: bool = True) -> LightningCLI:

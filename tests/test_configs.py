@@ -4,12 +4,14 @@ from pathlib import Path
 import pytest
 
 from latent_cot.compare import load_compare_config
+from latent_cot.curriculum import MODES
 from latent_cot.train_cli import make_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 COMPARE = sorted((CONFIGS / "compare").glob("*.yaml"))
-FIT = sorted(p for p in CONFIGS.rglob("*.yaml") if p not in COMPARE)
+PAPER = sorted((CONFIGS / "coconut_paper").glob("*.yaml"))
+FIT = sorted(p for p in CONFIGS.rglob("*.yaml") if p not in COMPARE and p not in PAPER)
 
 
 def fit_args(path: Path) -> list[str]:
@@ -30,9 +32,55 @@ def test_configs_exist():
 def test_fit_config_parses(path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cli = make_cli(fit_args(path), run=False)
-    assert cli.model.mode == (path.stem if path.parent.name == "prosqa_small" and path.stem != "base" else cli.model.mode)
+    mode = path.stem.split("_", 1)[1] if path.parent.name == "coconut_paper" else path.stem
+    if mode in MODES:  # a mode file trains the mode it is named after
+        assert cli.model.mode == mode
+    else:  # base files leave the mode to the file composed after them
+        assert path.stem in ("base", "tiny")
     assert cli.datamodule.hparams.batch_size >= 1
     assert cli.trainer.max_epochs >= 1
+
+
+@pytest.fixture()
+def paper_files(tmp_path, monkeypatch):
+    """Stand-ins for what the paper's recipes read (GPT-2 directory, Coconut's data, the CoT run)."""
+    for name in ("models/gpt2/config.json", "models/gpt2/tokenizer.json",
+                 "runs/coconut_paper/gsm8k_cot/checkpoints/best.ckpt",
+                 *(f"data/{task}_{split}.json" for task in ("prosqa", "prontoqa", "gsm") for split in ("train", "valid", "test"))):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.name)
+def test_paper_recipes_are_coconut_settings(path, paper_files):
+    """configs/coconut_paper: the schedule and optimizer of Coconut's public configs, 4 x 32 per batch."""
+    cli = make_cli(["--config", str(path)], run=False)
+    task, mode = path.stem.split("_", 1)
+    model, data, trainer = cli.model.hparams, cli.datamodule.hparams, cli.trainer
+    assert model.mode == mode and (model.lr, model.weight_decay, tuple(model.betas)) == (1e-4, 0.01, (0.9, 0.999))
+    assert not model.decay_groups and model.warmup_steps == 0 and model.min_lr_ratio == 1.0
+    assert model.reset_optimizer == ("epoch" if mode == "coconut" else "never")
+    assert data.batch_size * trainer.num_devices == 128
+    assert (model.init_from if (task, mode) == ("gsm8k", "coconut") else model.pretrained) is not None
+    expected = {  # (c, epochs per stage, max stage, start stage, epochs)
+        ("prosqa", "coconut"): (1, 5, 6, 0, 50), ("prontoqa", "coconut"): (1, 5, 6, 0, 50),
+        ("gsm8k", "coconut"): (2, 3, 3, 1, 22),
+    }
+    if mode == "coconut":
+        s = cli.model.schedule
+        assert (s.thoughts_per_step, s.epochs_per_stage, s.max_stage, s.start_stage, trainer.max_epochs) == expected[task, mode]
+        assert s.pad_to_max and s.uniform_prob == 0.0
+    else:
+        assert trainer.max_epochs == (25 if task == "gsm8k" else 50)
+
+
+def test_print_config_shows_the_paper_schedule(capsys):
+    with pytest.raises(SystemExit):
+        make_cli(["--config", str(CONFIGS / "coconut_paper" / "prosqa_coconut.yaml"), "--print_config"], run=False)
+    out = capsys.readouterr().out
+    for line in ("max_stage: 6", "epochs_per_stage: 5", "reset_optimizer: epoch", "lr: 0.0001", "max_epochs: 50"):
+        assert line in out
 
 
 @pytest.mark.parametrize("path", COMPARE, ids=lambda p: p.name)

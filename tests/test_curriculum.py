@@ -52,11 +52,11 @@ GOLDEN_C1["soft"] = GOLDEN_C1["coconut"]
 
 
 @pytest.mark.parametrize("mode", list(GOLDEN_C1))
-@pytest.mark.parametrize("pad_to_max", [True, False])
-def test_golden_layouts_c1(tokenizer, mode, pad_to_max):
-    schedule = Schedule(max_stage=2, thoughts_per_step=1, epochs_per_stage=1, pad_to_max=pad_to_max)
+def test_golden_layouts_c1(tokenizer, mode):
+    """Every mode; padding is pinned by test_recipe_golden.py and test_pad_to_max_on_short_example."""
+    schedule = Schedule(max_stage=2, thoughts_per_step=1, epochs_per_stage=1)
     got = [after_question(tokenizer, THREE, mode, schedule.layout(mode, 3, stage)) for stage in range(5)]
-    assert got == GOLDEN_C1[mode]  # 3 steps >= max_stage: padding changes nothing
+    assert got == GOLDEN_C1[mode]
 
 
 def test_golden_layouts_c2(tokenizer):
@@ -80,6 +80,20 @@ def test_pad_to_max_on_short_example(tokenizer):
         assert after_question(tokenizer, ONE, "coconut", unpadded.layout("coconut", 1, final)) == f"<bot> {'<thought> ' * c}<eot> {answer}"
         # Within the curriculum a stage beyond the example's steps still holds stage * c thoughts.
         assert after_question(tokenizer, ONE, "coconut", unpadded.layout("coconut", 1, 2)) == f"<bot> {'<thought> ' * 2 * c}<eot> {answer}"
+        assert padded.eval_thoughts("coconut", [1, 3, 5]) == [3 * c] * 3
+        assert unpadded.eval_thoughts("coconut", [1, 3, 5]) == [c, 3 * c, 3 * c]
+        # Coconut's validation at stage s: min(s, the example's final stages) * c thoughts.
+        assert unpadded.eval_thoughts("coconut", [1, 3, 5], stage=2) == [c, 2 * c, 2 * c]
+        assert unpadded.eval_thoughts("pause", [1, 3], stage=0) == [0, 0]
+        assert unpadded.eval_thoughts("no_thought", [1, 3]) == unpadded.eval_thoughts("cot", [1, 3]) == [0, 0]
+
+
+def test_start_stage_shifts_the_schedule():
+    """Coconut's GSM8k recipe: a CoT model continued from stage 1 (its `resume: 3` with 3 epochs per stage)."""
+    schedule = Schedule(max_stage=3, epochs_per_stage=3, start_stage=1)
+    assert [schedule.stage_at(e) for e in range(12)] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    with pytest.raises(ValueError, match="start_stage"):
+        Schedule(max_stage=3, start_stage=5)
 
 
 def test_labels_masked_as_designed(tokenizer):
@@ -97,14 +111,17 @@ def test_labels_masked_as_designed(tokenizer):
     assert tokenizer.decode([i for i, l in zip(final.input_ids, final.labels) if l != IGNORE], skip_special=False) == ANSWER
 
 
-def test_uniform_mixing_is_seeded():
+def test_uniform_mixing_draws_from_the_example_own_steps():
+    """Coconut: a mixed example's stage is uniform over 0..n_steps of that example, whatever max_stage is."""
     schedule = Schedule(max_stage=3, epochs_per_stage=1, uniform_prob=0.5)
-    draw = lambda seed: [schedule.sample_stage(1, rng) for rng in [random.Random(seed)] for _ in range(200)]
-    first, again, other = draw(7), draw(7), draw(8)
+    draw = lambda seed, n_steps: [schedule.sample_stage(1, rng, n_steps) for rng in [random.Random(seed)] for _ in range(400)]
+    first, again, other = draw(7, 6), draw(7, 6), draw(8, 6)
     assert first == again and first != other
-    assert set(first) == set(range(schedule.final_stage + 1))  # random stages appear...
-    assert 0.55 < first.count(1) / 200 < 0.75  # ...and about half (plus 1/5 of the rest) keep stage 1
-    assert [Schedule(max_stage=3).sample_stage(1, random.Random(0)) for _ in range(5)] == [0] * 5  # no mixing by default
+    assert set(first) == set(range(7))  # 0..6 for a 6-step example, beyond max_stage + 1 = 4
+    assert set(draw(7, 1)) == {0, 1}  # a 1-step example never draws stage 2 or more
+    # About half keep the epoch's stage 1; the other half spread over 7 stages (1/7 of them land on 1 too).
+    assert 0.5 + 0.5 / 7 - 0.07 < first.count(1) / 400 < 0.5 + 0.5 / 7 + 0.07
+    assert [Schedule(max_stage=3).sample_stage(1, random.Random(0), 3) for _ in range(5)] == [0] * 5  # no mixing by default
 
 
 def _batches(tokenizer, examples, schedule, epoch, **kwargs):
@@ -122,7 +139,7 @@ def test_epoch_batches_follow_the_schedule_and_are_reproducible(tokenizer):
     plain = Schedule(max_stage=2, epochs_per_stage=1)
     for epoch, slots in [(0, 0), (1, 1), (2, 2), (3, 2)]:
         rendered = _batches(tokenizer, examples, plain, epoch).rendered_epoch(epoch)
-        assert {r.n_slots for r in rendered} == {slots} or (epoch == 0 and {r.n_slots for r in rendered} == {0})
+        assert {r.n_slots for r in rendered} == {slots}
     # Slots share one column after collation (left padding on <bot>).
     for batch in _batches(tokenizer, examples, plain, 2):
         columns = (batch["input_ids"] == tokenizer.bot_id).float().argmax(dim=1)

@@ -70,9 +70,27 @@ def test_evaluate_scores_exact_match_after_the_marker():
     assert not is_correct("### Tom is a yumpus.", "Tom is a lempus.")
     model = tiny_model(TOK.vocab_size)
     result = evaluate(model, TOK, EXAMPLES, "coconut", 2, max_new_tokens=5, batch_size=2)
-    assert result.n_examples == 3 and len(result.records) == 3
-    assert result.accuracy == 0.0  # an untrained model
-    assert all(r.tokens == len(TOK.encode(r.generated)) + 2 or r.tokens <= 5 + 2 for r in result.records)
+    direct = generate(model, TOK, EXAMPLES, "coconut", 2, max_new_tokens=5)
+    assert [r.generated for r in result.records] == direct.texts
+    assert [r.tokens for r in result.records] == [n + 2 for n in direct.n_generated]  # decoded tokens + 2 thoughts
+    expected = [is_correct(text, e.answer) for text, e in zip(direct.texts, EXAMPLES)]
+    assert [r.correct for r in result.records] == expected and result.accuracy == sum(expected) / 3
+
+
+def test_evaluate_with_a_k_per_example_equals_each_example_alone():
+    """Examples with different k are decoded in groups of equal k and reported in input order."""
+    model = tiny_model(TOK.vocab_size, seed=4)
+    examples = EXAMPLES * 2
+    ks = [1, 3, 0, 3, 1, 2]
+    result = evaluate(model, TOK, examples, "coconut", ks, max_new_tokens=8, batch_size=2)
+    for record, example, k in zip(result.records, examples, ks):
+        alone = generate(model, TOK, [example], "coconut", k, max_new_tokens=8)
+        assert record.generated == alone.texts[0] and record.n_thoughts == k
+        assert record.tokens == alone.n_generated[0] + k
+    assert [r.index for r in result.records] == list(range(6))
+    assert result.n_thoughts is None and result.mean_thoughts == pytest.approx(sum(ks) / 6)
+    with pytest.raises(ValueError, match="n_thoughts: got 2 values for 6 examples"):
+        evaluate(model, TOK, examples, "coconut", [1, 2])
 
 
 def test_package_exports_stay_functions_after_their_modules_load():

@@ -36,6 +36,7 @@ def hf_model():
         bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1,
         # 10x GPT-2's init scale: larger logits make a wrong transpose or offset visible far above ATOL
         initializer_range=0.2,
+        embd_pdrop=0.05, attn_pdrop=0.2, resid_pdrop=0.1,  # distinct, so a swapped field shows
         attn_implementation="eager",  # the plain softmax reference, not a fused kernel
     )
     return transformers.GPT2LMHeadModel(config).eval()
@@ -103,7 +104,11 @@ def cached_greedy(model: GPT, prompt: torch.Tensor, steps: int) -> torch.Tensor:
 def test_config_maps_to_backbone(model):
     c = model.config
     assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size) == (2, 2, 32, 64, VOCAB)
-    assert c.dropout == 0.0 and c.layer_norm_epsilon == 1e-5
+    assert c.layer_norm_epsilon == 1e-5
+    # Dropout is read too: Coconut fine-tunes GPT-2 with its own 0.1 (the model in train mode).
+    assert (c.embd_pdrop, c.attn_pdrop, c.resid_pdrop) == (0.05, 0.2, 0.1)
+    assert model.transformer.drop.p == 0.05 and model.transformer.h[0].attn.dropout == 0.2
+    assert model.transformer.h[0].mlp.dropout.p == 0.1 and model.transformer.h[0].attn.resid_dropout.p == 0.1
     assert not model.training
     assert model.lm_head.weight is model.token_embeddings  # still tied after loading
 

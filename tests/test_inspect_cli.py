@@ -5,12 +5,12 @@ checkpoint file format or on training; checkpoint.py's own tests cover loading.
 """
 import argparse
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 import latent_cot.checkpoint
+from latent_cot.checkpoint import LoadedRun
 from latent_cot import inspect_cli
 from latent_cot.cli import main
 from latent_cot.config import GPTConfig
@@ -33,14 +33,15 @@ def fake_runs(monkeypatch, examples):
     tokenizer = Tokenizer.train([training_text(e) for e in examples])
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_name("tiny", vocab_size=tokenizer.vocab_size, block_size=256))
-    modes = {"coconut.ckpt": "coconut", "soft.ckpt": "soft", "cot.ckpt": "cot"}
+    modes = {"coconut.ckpt": "coconut", "soft.ckpt": "soft", "cot.ckpt": "cot", "unpadded.ckpt": "coconut"}
 
     def load_run(path):
         name = str(path).rsplit("/", 1)[-1]
         if name not in modes:
             raise FileNotFoundError(f"{path}: checkpoint not found")
-        return SimpleNamespace(model=model, tokenizer=tokenizer, mode=modes[name], schedule=Schedule(max_stage=2),
-                               hparams={"tau": 1.0, "eval_max_new_tokens": 12}, data_hparams={"compact": False})
+        schedule = Schedule(max_stage=2, pad_to_max=name != "unpadded.ckpt")
+        return LoadedRun(model=model, tokenizer=tokenizer, mode=modes[name], schedule=schedule,
+                         hparams={"tau": 1.0, "eval_max_new_tokens": 12}, data_hparams={"compact": False})
 
     monkeypatch.setattr(latent_cot.checkpoint, "load_run", load_run)
     return model
@@ -93,6 +94,20 @@ def test_data_without_graph_fields_skips_only_the_graph_analyses(fake_runs, exam
     err = capsys.readouterr().err
     assert "frontier analysis skipped" in err and "error categories skipped" in err
     assert "### Interventions" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_examples_are_inspected_with_their_own_number_of_thoughts(fake_runs, examples, tmp_path, capsys):
+    """Without pad_to_max a 1-step example was trained with 1 thought and a 2-step one with 2: one group each."""
+    data = tmp_path / "valid.json"
+    write_json(examples, data)
+    out = tmp_path / "report"
+    assert main(["inspect", "--ckpt", "unpadded.ckpt", "--data", str(data), "--out", str(out), "--max_k", "2"]) == 0
+    steps = [len(e.steps) for e in examples]
+    assert set(steps) == {1, 2}
+    for k in (1, 2):
+        saved = json.loads((out / f"inspection_coconut_k_{k}.json").read_text())
+        assert saved["n_thoughts"] == k and saved["n_examples"] == steps.count(k)
+        assert all(len(row["thoughts"]) == k for row in saved["examples"])
 
 
 @pytest.mark.parametrize("argv, message", [

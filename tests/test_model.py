@@ -283,11 +283,26 @@ def test_presets_and_overrides():
     assert (tiny.n_layer, tiny.n_head, tiny.n_embd, tiny.vocab_size, tiny.block_size) == (2, 2, 32, 128, 128)
     assert tiny.head_size == 16
     assert GPTConfig.from_name("gpt2") == GPTConfig()
-    assert GPTConfig.from_name("tiny", n_layer=1, dropout=0.1).n_layer == 1
+    assert GPTConfig.from_name("tiny", n_layer=1, resid_pdrop=0.1).n_layer == 1
+    # Checkpoints from before the split into three dropout fields still load.
+    legacy = {k: v for k, v in tiny.to_dict().items() if not k.endswith("_pdrop")} | {"dropout": 0.1}
+    assert GPTConfig.from_dict(legacy) == GPTConfig.from_name("tiny", embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1)
     assert PRESETS["tiny"].n_layer == 2  # overrides copy, never mutate the preset
     assert GPTConfig.from_name("tiny").to_dict()["n_embd"] == 32
     for name in PRESETS:
         GPTConfig.from_name(name)
+
+
+def test_dropout_is_active_in_training_only():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_name("tiny", embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1))
+    idx = torch.randint(0, 128, (2, 12))
+    model.train()
+    assert not torch.equal(model(idx).logits, model(idx).logits)
+    model.eval()
+    plain = GPT(GPTConfig.from_name("tiny"))
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(model(idx).logits, plain.eval()(idx).logits)
 
 
 def test_config_errors():
@@ -297,6 +312,8 @@ def test_config_errors():
         GPTConfig.from_name("tiny", n_layers=3)
     with pytest.raises(ValueError, match=r"n_embd \(30\) must be divisible by n_head \(4\)"):
         GPTConfig.from_name("tiny", n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match=r"attn_pdrop must be in \[0, 1\)"):
+        GPTConfig.from_name("tiny", attn_pdrop=1.0)
     with pytest.raises(ValueError, match="n_layer must be >= 1"):
         GPTConfig(n_layer=0)
 

@@ -6,6 +6,7 @@ from latent_cot.config import GPTConfig
 from latent_cot.data.example import Example
 from latent_cot.data.render import training_text
 from latent_cot.data.tasks import make_examples
+from latent_cot.evaluation import evaluate
 from latent_cot.generation import generate
 from latent_cot.model import GPT
 from latent_cot.probe import (
@@ -205,7 +206,9 @@ def test_feeding_the_own_thoughts_back_reproduces_generate(model, tokenizer, exa
     replayed = generate_with_thoughts(model, tokenizer, examples, mode, thoughts.inputs, max_new_tokens=12)
     assert replayed == generate(model, tokenizer, examples, mode, 2, max_new_tokens=12).texts
     zeroed = generate_with_thoughts(model, tokenizer, examples, mode, intervene(thoughts.inputs, "zero"), max_new_tokens=12)
-    assert len(zeroed) == len(examples)
+    # A zero vector in a slot is what generate feeds when the slot's input embedding is zero.
+    slot_inputs = torch.zeros(len(examples), 2, model.config.n_embd)
+    assert zeroed == generate(model, tokenizer, examples, mode, 2, max_new_tokens=12, slot_inputs=slot_inputs).texts
 
 
 def test_inspect_run_leaves_the_weights_untouched(model, tokenizer, examples):
@@ -220,6 +223,9 @@ def test_inspect_run_leaves_the_weights_untouched(model, tokenizer, examples):
     assert len(report.examples) == len(examples) and all(len(row["thoughts"]) == 2 for row in report.examples)
     assert report.frontier is not None and report.distance is not None and len(report.distance.per_thought) == 2
     assert not any("changed" in note for note in report.notes)  # the replay matched generation
+    at_k = evaluate(model, tokenizer, examples, "coconut", 2, max_new_tokens=10)
+    assert [row["generated"] for row in report.examples] == [r.generated for r in at_k.records]
+    assert [row.accuracy for row in report.sweep][2] == at_k.accuracy
 
 
 def test_inspect_run_on_a_mode_without_thoughts_still_runs_the_rest(model, tokenizer, examples):

@@ -87,7 +87,7 @@ def test_thought_input_is_the_hidden_state_that_produced_it():
         for t in range(int(out.thought_mask[row].sum())):
             column = first + t
             torch.testing.assert_close(thought_inputs[row, column], out.hidden[row, column - 1], atol=1e-6, rtol=0)
-            torch.testing.assert_close(out.thoughts[row, t], out.hidden[row, column - 1], atol=0, rtol=0)
+            torch.testing.assert_close(out.thoughts[row, t], thought_inputs[row, column], atol=1e-6, rtol=0)  # reported = fed
     assert out.thought_mask.tolist() == [[True, True, False], [True, True, True], [False, False, False]]
 
 

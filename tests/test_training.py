@@ -1,4 +1,6 @@
 """Every mode trains for a few steps through the real Trainer on the tiny config; fail-fast checks."""
+from dataclasses import replace
+
 import lightning as L
 import pytest
 import torch
@@ -31,9 +33,12 @@ def test_each_mode_trains(tmp_path, mode):
     assert system.model is not None
     assert len(system.history) == 3  # validation decoded after every epoch (final layout)
     assert [h["stage"] for h in system.history] == [0, 1, 2]
-    assert all(torch.isfinite(p).all() for p in system.model.parameters())
+    accuracies = [h["val_acc"] for h in system.history]
+    assert system.best == {"epoch": accuracies.index(max(accuracies)), "val_acc": max(accuracies)}
     if mode in ("coconut", "soft", "pause"):
         assert system.history[-1]["val_tokens"] >= 2  # two thoughts at the final layout
+    else:  # the prompt never changes with the stage: one decoding serves both accuracies
+        assert all(h["val_acc_stage"] == h["val_acc"] for h in system.history)
 
 
 def test_loss_decreases_and_checkpoint_is_self_contained(tmp_path):
@@ -45,32 +50,70 @@ def test_loss_decreases_and_checkpoint_is_self_contained(tmp_path):
     losses = [h["train_loss"] for h in system.history]
     assert losses[1] < losses[0]
     run = load_run(checkpoint.last_model_path)
-    assert run.mode == "coconut" and run.n_thoughts == 2 and run.stage == 1
+    assert run.mode == "coconut" and run.thoughts_for(data.valid_examples) == [2] * 4 and run.stage == 1
     assert run.tokenizer.to_json() == data.tokenizer.to_json()
     for a, b in zip(run.model.parameters(), system.model.parameters()):
         assert torch.equal(a, b)
-    result = evaluate(run.model, run.tokenizer, data.valid_examples, run.mode, run.n_thoughts, max_new_tokens=16)
-    assert result.n_examples == 4
+    result = evaluate(run.model, run.tokenizer, data.valid_examples, run.mode, run.thoughts_for(data.valid_examples), max_new_tokens=16)
+    assert result.n_examples == 4 and result.mean_thoughts == 2
     again = LatentCoTSystem.load_from_checkpoint(checkpoint.last_model_path)
     assert torch.equal(again.model.token_embeddings, system.model.token_embeddings)
 
 
-def test_optimizer_state_reset_at_stage_change(tmp_path):
-    system, data = LatentCoTSystem(mode="coconut", **MODEL), LatentDataModule(**DATA)
+@pytest.mark.parametrize("policy, steps", [
+    ("epoch", [0, 1, 0, 1, 0, 1, 0, 1]),  # Coconut: a fresh optimizer every epoch
+    ("stage", [0, 1, 2, 3, 0, 1, 2, 3]),  # two epochs per stage here
+    ("never", [0, 1, 2, 3, 4, 5, 6, 7]),
+])
+def test_optimizer_state_reset_policy(tmp_path, policy, steps):
+    system = LatentCoTSystem(mode="coconut", **{**MODEL, "epochs_per_stage": 2}, reset_optimizer=policy)
     seen = []
 
     class Probe(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             state = trainer.optimizers[0].state
-            seen.append((trainer.current_epoch, batch_idx, max((int(s["step"]) for s in state.values()), default=0)))
+            seen.append(max((int(s["step"]) for s in state.values()), default=0))
 
-    trainer(tmp_path, limit_train_batches=2, callbacks=[Probe()]).fit(system, datamodule=data)
-    # Steps restart at every stage boundary (one epoch per stage here).
-    assert [s for _, _, s in seen] == [0, 1, 0, 1, 0, 1]
-    keep = LatentCoTSystem(mode="coconut", reset_optimizer=False, **MODEL)
-    seen.clear()
-    trainer(tmp_path, limit_train_batches=2, callbacks=[Probe()]).fit(keep, datamodule=LatentDataModule(**DATA))
-    assert [s for _, _, s in seen] == [0, 1, 2, 3, 4, 5]
+    trainer(tmp_path, max_epochs=4, limit_train_batches=2, limit_val_batches=0, callbacks=[Probe()]).fit(
+        system, datamodule=LatentDataModule(**DATA))
+    assert seen == steps
+
+
+@pytest.mark.parametrize("decay_groups", [False, True])
+def test_weight_decay_groups(decay_groups):
+    system = LatentCoTSystem(mode="cot", **MODEL, weight_decay=0.1, decay_groups=decay_groups)
+    system.build(LatentDataModule(**DATA).build_tokenizer())
+    groups = system.configure_optimizers().param_groups
+    decayed = [p for g in groups if g["weight_decay"] == 0.1 for p in g["params"]]
+    assert sum(p.numel() for g in groups for p in g["params"]) == system.model.num_parameters()
+    if decay_groups:  # biases and LayerNorm gains are spared
+        assert all(p.dim() >= 2 for p in decayed) and len(groups) == 2
+    else:  # Coconut: every parameter decays
+        assert len(decayed) == len(list(system.model.parameters()))
+    assert groups[0]["betas"] == (0.9, 0.999)  # torch's (and Coconut's) default
+
+
+def test_best_checkpoint_holds_the_best_epoch(tmp_path):
+    """best.ckpt has the weights of the epoch with the highest final-layout validation accuracy."""
+    from latent_cot.train_cli import BestCheckpoint
+
+    torch.manual_seed(0)
+    system, data = LatentCoTSystem(mode="cot", **{**MODEL, "lr": 3e-2}), LatentDataModule(**DATA)
+    snapshots = {}
+
+    class Snapshot(L.Callback):
+        def on_validation_end(self, trainer, module):
+            snapshots[trainer.current_epoch] = {k: v.clone() for k, v in module.model.state_dict().items()}
+
+    run = RunCheckpoint(dirpath=str(tmp_path / "checkpoints"))
+    trainer(tmp_path, max_epochs=4, enable_checkpointing=True, callbacks=[run, BestCheckpoint(), Snapshot()],
+            limit_train_batches=2).fit(system, datamodule=data)
+    accuracies = [h["val_acc"] for h in system.history]
+    best_epoch = accuracies.index(max(accuracies))
+    loaded = load_run(tmp_path / "checkpoints" / "best.ckpt")
+    assert loaded.epoch == best_epoch
+    for name, value in loaded.model.state_dict().items():
+        assert torch.equal(value, snapshots[best_epoch][name]), name
 
 
 def test_warmup_ramps_the_learning_rate(tmp_path):
@@ -104,6 +147,31 @@ def test_cosine_decay_after_warmup_ends_at_the_floor(tmp_path):
     assert total == 4 and rates == pytest.approx(expected)
 
 
+def test_init_from_continues_a_cot_run_at_a_later_stage(tmp_path):
+    """Coconut's GSM8k recipe: a CoT run's weights, backbone and tokenizer, continued at stage 1."""
+    torch.manual_seed(0)
+    cot, data = LatentCoTSystem(mode="cot", **MODEL), LatentDataModule(**DATA)
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
+    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=2,
+            limit_val_batches=0).fit(cot, datamodule=data)
+    model = {k: v for k, v in MODEL.items() if k != "backbone_overrides"}  # the preset differs: the run's config wins
+    latent = LatentCoTSystem(mode="coconut", **{**model, "backbone": "small", "lr": 1e-12}, init_from=checkpoint.last_model_path,
+                             start_stage=1, backbone_overrides={"resid_pdrop": 0.1})
+    stages = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            stages.append(int((batch["input_ids"] == module.tokenizer.thought_id).sum(1).max()))
+
+    trainer(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=0, callbacks=[Probe()]).fit(
+        latent, datamodule=LatentDataModule(**DATA))
+    assert stages == [1, 2]  # epoch 0 trains stage 1, epoch 1 stage 2
+    assert latent.model.config == replace(cot.model.config, resid_pdrop=0.1)
+    assert latent.tokenizer.to_json() == cot.tokenizer.to_json()
+    for a, b in zip(latent.model.parameters(), cot.model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-6)  # lr 1e-12: still the CoT weights
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(mode="latent"), "model.mode"),
     (dict(min_lr_ratio=1.5), "model.min_lr_ratio"),
@@ -112,6 +180,9 @@ def test_cosine_decay_after_warmup_ends_at_the_floor(tmp_path):
     (dict(backbone_overrides={"n_layers": 3}), "model.backbone_overrides"),
     (dict(epochs_per_stage=0), "model.epochs_per_stage"),
     (dict(init_from="/nonexistent.ckpt"), "model.init_from"),
+    (dict(reset_optimizer="sometimes"), "model.reset_optimizer"),
+    (dict(start_stage=4), "model.start_stage"),
+    (dict(pretrained="/some/gpt2", backbone_overrides={"n_layer": 3}), "model.backbone_overrides.n_layer"),
 ])
 def test_model_config_fails_fast(kwargs, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -150,11 +221,13 @@ def test_training_starts_from_local_gpt2_weights(tmp_path):
     torch.manual_seed(0)
     saved = GPT(GPTConfig.from_name("tiny", vocab_size=base_vocab, block_size=256))
     save_gpt2(saved, directory)
-    system = LatentCoTSystem(mode="coconut", pretrained=str(directory), **{**MODEL, "lr": 1e-12})
+    overrides = {"lr": 1e-12, "backbone_overrides": {"resid_pdrop": 0.3}}  # dropout may change on pretrained weights
+    system = LatentCoTSystem(mode="coconut", pretrained=str(directory), **{**MODEL, **overrides})
     trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(
         system, datamodule=LatentDataModule(**DATA, gpt2_dir=str(directory)))
     wte = system.model.token_embeddings.detach()
     assert wte.shape[0] == base_vocab + 5 and system.model.config.block_size == 256
+    assert (system.model.config.resid_pdrop, system.model.config.embd_pdrop) == (0.3, 0.0)  # override, saved value
     torch.testing.assert_close(wte[:base_vocab], saved.token_embeddings.detach(), atol=1e-6, rtol=0)
     torch.testing.assert_close(wte[base_vocab:], saved.token_embeddings.detach().mean(0).expand(5, -1), atol=1e-6, rtol=0)
     torch.testing.assert_close(system.model.transformer.wpe.weight.detach(), saved.transformer.wpe.weight, atol=1e-6, rtol=0)
