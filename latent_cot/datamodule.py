@@ -46,6 +46,11 @@ def _order_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+def _mix_seed(seed: int, index: int) -> int:
+    """The seed of the index-th mixed-in set: apart from the main splits' seed and from each other."""
+    return 1_000_003 * (index + 1) + seed
+
+
 def _no_skip(epoch: int) -> int:
     return 0
 
@@ -151,6 +156,9 @@ class LatentDataModule(L.LightningDataModule):
         task: a generated task (see data/tasks.py); its splits are disjoint.
         n_train, n_valid, n_test: generated split sizes.
         knobs: task knobs, e.g. {steps: [1, 3]}.
+        mix: more generated training examples, mixed into the training split:
+            [{task: prosqa, n: 8000, knobs: {nodes: [8, 14], steps: [1, 3]}}, ...], e.g. smaller graphs
+            beside full-size ones. Questions that occur in the valid or test split are left out.
         seed: seeds the generated data, the per-epoch order and the stage sampling.
         compact: compact rendering of graph tasks (data/compact.py).
         gpt2_dir: a local GPT-2 directory whose tokenizer.json to use; otherwise a word-level
@@ -169,6 +177,7 @@ class LatentDataModule(L.LightningDataModule):
         n_valid: int = 100,
         n_test: int = 100,
         knobs: dict[str, Any] | None = None,
+        mix: list[dict[str, Any]] | None = None,
         seed: int = 0,
         compact: bool = False,
         gpt2_dir: str | None = None,
@@ -204,6 +213,15 @@ class LatentDataModule(L.LightningDataModule):
         splits = []
         for path, made in zip((h.train_path, h.valid_path, h.test_path), generated):
             splits.append(load_examples(path) if path is not None else list(made))
+        held_out = {e.question for split in splits[1:] for e in split}
+        for index, part in enumerate(h.mix or []):
+            from latent_cot.data.tasks import make_examples
+
+            try:
+                extra = make_examples(part["task"], part["n"], seed=_mix_seed(h.seed, index), **(part.get("knobs") or {}))
+            except ValueError as error:
+                raise ConfigError(f"data.mix[{index}].knobs: {error}") from None
+            splits[0] = splits[0] + [e for e in extra if e.question not in held_out]
         if h.compact:
             from latent_cot.data.compact import compact_example
 
@@ -301,6 +319,19 @@ def check_data_config(h: Any) -> None:
         unknown = sorted(set(h.knobs or {}) - set(knobs_of(h.task)))
         if unknown:
             raise ConfigError(f"data.knobs: task {h.task!r} has no knob(s) {unknown}; its knobs: {sorted(knobs_of(h.task))}")
+    for index, part in enumerate(h.mix or []):
+        key = f"data.mix[{index}]"
+        if not isinstance(part, dict) or set(part) - {"task", "n", "knobs"} or "task" not in part or "n" not in part:
+            raise ConfigError(f"{key}: expected {{task: NAME, n: COUNT, knobs: {{...}}}}, got {part!r}")
+        from latent_cot.data.tasks import TASKS, knobs_of
+
+        if part["task"] not in TASKS:
+            raise ConfigError(f"{key}.task: unknown task {part['task']!r}; known tasks: {', '.join(TASKS)}")
+        if not isinstance(part["n"], int) or part["n"] < 1:
+            raise ConfigError(f"{key}.n: must be a positive integer, got {part['n']!r}")
+        unknown = sorted(set(part.get("knobs") or {}) - set(knobs_of(part["task"])))
+        if unknown:
+            raise ConfigError(f"{key}.knobs: task {part['task']!r} has no knob(s) {unknown}")
     if h.valid_path is None and (h.task is None or h.n_valid < 1):
         raise ConfigError("data.valid_path / data.n_valid: validation needs held-out examples")
     if h.gpt2_dir is not None and not (Path(h.gpt2_dir) / "tokenizer.json").is_file():

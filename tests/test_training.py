@@ -1,4 +1,5 @@
 """Every mode trains for a few steps through the real Trainer on the tiny config; fail-fast checks."""
+import re
 from dataclasses import replace
 
 import lightning as L
@@ -189,14 +190,32 @@ def test_model_config_fails_fast(kwargs, key):
         LatentCoTSystem(**{**MODEL, **kwargs})
 
 
+def test_mixed_in_training_sets():
+    """data.mix adds generated examples (other sizes of the task) to the training split only, seeded."""
+    mix = [{"task": "prosqa_small", "n": 6, "knobs": {"steps": 1}}, {"task": "prosqa_small", "n": 5}]
+    plain, mixed, again = LatentDataModule(**DATA), LatentDataModule(**DATA, mix=mix), LatentDataModule(**DATA, mix=mix)
+    for data in (plain, mixed, again):
+        data.load()
+    assert mixed.train_examples[:16] == plain.train_examples and len(mixed.train_examples) == 16 + 6 + 5
+    assert all(len(e.steps) == 1 for e in mixed.train_examples[16:22])
+    assert mixed.train_examples == again.train_examples and mixed.valid_examples == plain.valid_examples
+    assert not {e.question for e in mixed.train_examples[16:]} & {e.question for e in plain.valid_examples + plain.test_examples}
+    with pytest.raises(ConfigError, match=r"data\.mix\[0\]\.knobs: .*steps"):
+        LatentDataModule(**DATA, mix=[{"task": "prosqa_small", "n": 3, "knobs": {"steps": 0}}]).load()
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(train_path="/nonexistent/train.json"), "data.train_path"),
     (dict(task="sudoku"), "data.task"),
     (dict(knobs={"colour": 1}), "data.knobs"),
     (dict(task=None), "data.task"),
+    (dict(mix=[{"task": "sudoku", "n": 3}]), "data.mix[0].task"),
+    (dict(mix=[{"task": "prosqa", "n": 0}]), "data.mix[0].n"),
+    (dict(mix=[{"task": "prosqa", "n": 3, "knobs": {"colour": 1}}]), "data.mix[0].knobs"),
+    (dict(mix=[{"task": "prosqa", "count": 3}]), "data.mix[0]"),
 ])
 def test_data_config_fails_fast(kwargs, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(key)):
         LatentDataModule(**{**DATA, **kwargs})
 
 
