@@ -36,6 +36,8 @@ class LoadedRun:
     stage: int = 0  # curriculum stage when the checkpoint was written
     epoch: int = 0
     global_step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per decoded validation epoch
+    best: dict[str, float] | None = None  # {"epoch", "val_acc"} of the best final-layout validation accuracy
 
     def thoughts_for(self, examples: Sequence[Example]) -> list[int]:
         """k per example at the final layout, as the run was trained: what evaluation uses."""
@@ -69,4 +71,6 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
         stage=int(state.get("stage", 0)),
         epoch=int(checkpoint.get("epoch", 0)),
         global_step=int(checkpoint.get("global_step", 0)),
+        history=list(state.get("history", [])),
+        best=state.get("best"),
     )

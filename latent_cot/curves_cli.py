@@ -1,0 +1,85 @@
+"""`latent-cot curves --ckpt A.ckpt B.ckpt --out DIR`: learning curves of training runs, side by side.
+
+Reads the validation history every checkpoint carries (one row per decoded epoch: final-layout
+accuracy, current-stage accuracy, validation and training loss, stage) and writes:
+
+    curves.png   validation accuracy (final layout, solid; current stage's layout, dashed) and
+                 validation loss per epoch, one colour per run
+    curves.md    the same numbers as a table per run, with the command and commit
+    curves.json  machine-readable
+
+Runs still training can be plotted from their last.ckpt; nothing is trained or decoded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from latent_cot.provenance import provenance_lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", nargs="+", required=True, metavar="CKPT", help="checkpoints written by `latent-cot fit`")
+    parser.add_argument("--label", nargs="+", metavar="LABEL", help="one label per checkpoint (default: its mode)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder for curves.png, curves.md, curves.json")
+    parser.add_argument("--title", default="learning curves", help="plot title")
+
+
+def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for index, run in enumerate(runs):
+        colour = f"C{index % 10}"
+        epochs = [row["epoch"] + 1 for row in run["history"]]
+        acc_ax.plot(epochs, [100 * row["val_acc"] for row in run["history"]], color=colour, marker=".", label=run["label"])
+        stage = [100 * row.get("val_acc_stage", row["val_acc"]) for row in run["history"]]
+        if stage != [100 * row["val_acc"] for row in run["history"]]:
+            acc_ax.plot(epochs, stage, color=colour, linestyle="--", alpha=0.6)
+        loss_ax.plot(epochs, [row["val_loss"] for row in run["history"]], color=colour, marker=".", label=run["label"])
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(0, 100), title="final layout (dashed: current stage)")
+    loss_ax.set(xlabel="epoch", ylabel="validation loss (current stage)", title=title)
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def curves_markdown(runs: list[dict[str, Any]], title: str) -> str:
+    lines = [f"# {title}", ""]
+    for run in runs:
+        best = run["best"]
+        best_text = f"best final-layout accuracy {100 * best['val_acc']:.1f}% at epoch {best['epoch'] + 1}" if best else "no best yet"
+        lines += [f"## {run['label']}", "", f"`{run['ckpt']}` (mode {run['mode']}; {best_text})", "",
+                  "| epoch | stage | val acc (final) | val acc (stage) | val loss | train loss |", "|---|---|---|---|---|---|"]
+        for row in run["history"]:
+            lines.append(f"| {row['epoch'] + 1} | {row['stage']} | {100 * row['val_acc']:.1f} | "
+                         f"{100 * row.get('val_acc_stage', row['val_acc']):.1f} | {row['val_loss']:.3f} | {row['train_loss']:.3f} |")
+        lines.append("")
+    return "\n".join(lines + provenance_lines()) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from latent_cot.checkpoint import load_run
+
+    if args.label and len(args.label) != len(args.ckpt):
+        raise ValueError(f"--label: got {len(args.label)} labels for {len(args.ckpt)} checkpoints")
+    runs = []
+    for index, path in enumerate(args.ckpt):
+        loaded = load_run(path)
+        runs.append({"label": args.label[index] if args.label else loaded.mode, "ckpt": str(path), "mode": loaded.mode,
+                     "history": loaded.history, "best": loaded.best})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curves(runs, out / "curves.png", args.title)
+    (out / "curves.md").write_text(curves_markdown(runs, args.title))
+    (out / "curves.json").write_text(json.dumps(runs, indent=1) + "\n")
+    print(f"wrote {out}/curves.png, curves.md, curves.json")
+    return 0
