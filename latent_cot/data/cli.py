@@ -5,6 +5,8 @@
     latent-cot data make multiplication --n 1000 --knob n=5 --knob m=5 --out mult.json
     latent-cot data make prosqa --n 1000 --compact --out prosqa_compact.json
     latent-cot data stats prosqa.json ../shared/data/prosqa/prosqa_valid.json
+    latent-cot data get prosqa                    # the real benchmark files, checked and cached
+    latent-cot data get gsm8k --split valid --from ~/Downloads/gsm8k   # import a local copy instead
 """
 from __future__ import annotations
 
@@ -39,6 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stats = actions.add_parser("stats", help="statistics of data files, side by side (one column per file)")
     stats.add_argument("files", nargs="+", metavar="FILE", help="any format the loaders read (.json, .jsonl, .txt)")
 
+    from latent_cot.data.download import BENCHMARKS, DATA_DIR_ENV, SOURCES
+
+    get = actions.add_parser("get", help="download the public benchmark files (checked by SHA-256, cached)",
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             epilog="files (benchmark split: path under the cache, source):\n" + "\n".join(
+                                 f"  {s.benchmark} {s.split}: {s.path}\n      {s.url}" for s in SOURCES))
+    get.add_argument("names", nargs="+", metavar="NAME", help=f"one or more of: {', '.join(BENCHMARKS)}, all")
+    get.add_argument("--split", nargs="+", metavar="SPLIT", help="only these splits (e.g. valid); default: every file of NAME")
+    get.add_argument("--from", dest="from_dir", metavar="DIR",
+                     help="import local copies from DIR (DIR/<folder>/<file> or DIR/<file>) instead of downloading")
+    get.add_argument("--dir", metavar="DIR", help=f"cache directory (default: ${DATA_DIR_ENV}, else ~/.cache/latent_cot/data)")
+    get.add_argument("--mirror", metavar="URL", help="fetch URL/<folder>/<file> instead of the public homes")
+
 
 def parse_knob(text: str) -> tuple[str, object]:
     """'steps=1-3' -> ('steps', (1, 3)); 'n=5' -> ('n', 5); other values as Python literals or strings."""
@@ -57,7 +72,7 @@ def parse_knob(text: str) -> tuple[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return _make(args) if args.data_command == "make" else _stats(args)
+        return {"make": _make, "stats": _stats, "get": _get}[args.data_command](args)
     except (ValueError, OSError) as error:  # bad parameters (DataError too) or files: a message, not a traceback
         print(f"latent-cot data {args.data_command}: error: {error}", file=sys.stderr)
         return 2
@@ -98,4 +113,14 @@ def _stats(args: argparse.Namespace) -> int:
 
     columns = {name: example_stats(load_examples(path)) for name, path in zip(column_names(args.files), args.files)}
     print(format_table(columns))
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    from latent_cot.data.download import data_dir, get, select
+
+    root = Path(args.dir) if args.dir else data_dir()
+    for source in select(args.names, args.split):
+        path, how = get(source, root, from_dir=args.from_dir, mirror=args.mirror)
+        print(f"{path} ({how})")
     return 0
