@@ -109,6 +109,15 @@ class CurriculumBatches:
         self.pad_id = tokenizer.pad_id
         self.align_id = tokenizer.bot_id if cache.mode in SLOT_MODES else None
 
+    # Lightning asks a loader for state to resume mid-epoch (and warns "not resumable" without it).
+    # The position lives in the system's checkpoint section and comes back through skip_fn, so
+    # there is nothing more to save: resume is exact (tests/test_resume.py).
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
+
     def __len__(self) -> int:
         n = len(self.cache.examples)
         if self.world_size > 1:
