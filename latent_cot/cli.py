@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(importlib.import_module(args.module).run(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:  # bad input (DataError, ConfigError, ...): its message says what
+    except (OSError, ValueError) as error:  # bad input (files, DataError, ConfigError, ...): its message says what
         return _fail(args.command, error)
 
 

@@ -119,9 +119,15 @@ class LatentCLI(LightningCLI):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
 
-    def _check_ckpt_path(self) -> dict[str, Any] | None:
-        """The --ckpt_path checkpoint, read once here so a bad one fails in one line up front."""
-        path = self.config[self.subcommand].get("ckpt_path")
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads --ckpt_path here, as it parses (for the hyperparameters): check it first.
+        self._ckpt = self._read_ckpt_path()
+        super()._parse_ckpt_path()
+
+    def _read_ckpt_path(self) -> dict[str, Any] | None:
+        """The --ckpt_path checkpoint, read once so that a bad one fails in one line up front."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path is None or (path in LIGHTNING_CKPT_NAMES and not Path(path).exists()):
             return None
         from latent_cot.checkpoint_io import CheckpointError
@@ -134,16 +140,9 @@ class LatentCLI(LightningCLI):
         return checkpoint
 
     def before_fit(self) -> None:
-        checkpoint = self._check_ckpt_path()
-        version = (checkpoint or {}).get(RUN_KEY, {}).get("logger_version")
+        version = (self._ckpt or {}).get(RUN_KEY, {}).get("logger_version")
         if version is not None:
-            continue_logger_version(self.trainer, version, int(checkpoint.get("global_step", 0)))
-
-    def before_validate(self) -> None:
-        self._check_ckpt_path()
-
-    def before_test(self) -> None:
-        self._check_ckpt_path()
+            continue_logger_version(self.trainer, version, int(self._ckpt.get("global_step", 0)))
 
 
 def make_cli(args: list[str] | None, run: bool = True) -> LightningCLI:

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--knob", action="append", default=[], metavar="KEY=VALUE",
                       help="task parameter, repeatable; ranges as LOW-HIGH or LOW,HIGH (e.g. steps=1-3, n=5)")
     make.add_argument("--compact", action="store_true", help="compact rendering of graph tasks (see data/compact.py)")
+    make.add_argument("--overwrite", action="store_true", help="replace existing output files (refused otherwise)")
 
     stats = actions.add_parser("stats", help="statistics of data files, side by side (one column per file)")
     stats.add_argument("files", nargs="+", metavar="FILE", help="any format the loaders read (.json, .jsonl, .txt)")
@@ -87,6 +88,12 @@ def _make(args: argparse.Namespace) -> int:
     if (args.n is None) == (args.splits is None):
         raise ValueError("give exactly one of --n (one file) and --splits TRAIN,VALID,TEST (a directory)")
     render = compact_example if args.compact else (lambda example: example)
+    targets = [Path(args.out)] if args.n is not None else [Path(args.out) / f"{name}.json" for name in ("train", "valid", "test")]
+    for target in targets:
+        if target.is_dir():
+            raise ValueError(f"--out {target}: is a directory; --n writes one .json file (--splits writes a directory)")
+        if target.exists() and not args.overwrite:
+            raise FileExistsError(f"--out {target}: already exists; pass --overwrite to replace it")
     if args.n is not None:
         examples = [render(e) for e in make_examples(args.task, args.n, seed=args.seed, **knobs)]
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
