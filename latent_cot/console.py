@@ -17,6 +17,8 @@ NOISE = (
     r"The number of training batches .* is smaller than the logging interval",  # epoch means are logged too
     r"Experiment logs directory .* exists and is not empty",  # a resumed run: train_cli keeps its rows
     r".*LightningCLI's args parameter is intended",  # in-process runs (tests) that also have a command line
+    r"Be aware that when using `ckpt_path`, callbacks used to create",  # RunCheckpoint's state is only where
+    # it wrote last.ckpt, which its dirpath gives again; validate/test do not save at all
 )
 # Loggers whose INFO lines are Lightning's chatter (GPU/TPU available, seed set, "Tip: ...", "fit stopped").
 CHATTY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.fabric.utilities.seed",
