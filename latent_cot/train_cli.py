@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
-from latent_cot.checkpoint_io import read_checkpoint, remove_stale_temporaries, save_atomically
+from latent_cot.checkpoint_io import CheckpointError, read_checkpoint, remove_stale_temporaries, save_atomically
 from latent_cot.datamodule import LatentDataModule
 from latent_cot.lit import LatentCoTSystem
 
@@ -99,7 +99,7 @@ def continue_logger_version(trainer, version: int | str, global_step: int) -> No
                 reader = csv.DictReader(file)
                 header = list(reader.fieldnames or [])
                 kept = [row for row in reader if row.get("step") and int(float(row["step"])) < global_step]
-        (Path(logger.log_dir) / "metrics.csv").unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         writer = logger.experiment  # creates the writer (nothing left for it to delete)
         if header:
             with path.open("w", newline="") as file:
@@ -130,8 +130,6 @@ class LatentCLI(LightningCLI):
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path is None or (path in LIGHTNING_CKPT_NAMES and not Path(path).exists()):
             return None
-        from latent_cot.checkpoint_io import CheckpointError
-
         try:
             checkpoint = read_checkpoint(path)
         except CheckpointError as error:
