@@ -16,7 +16,7 @@ import sys
 
 TRAINER_COMMANDS = ("fit", "validate", "test")
 SUBCOMMANDS = {  # name: (module, one-line help)
-    "data": ("latent_cot.data.cli", "make task data, print data statistics"),
+    "data": ("latent_cot.data.cli", "make task data, print data statistics, get the public benchmark files"),
     "compare": ("latent_cot.compare", "train several modes on equal terms and write a results table"),
     "evaluate": ("latent_cot.evaluate_cli", "evaluate a checkpoint on a data file"),
     "inspect": ("latent_cot.inspect_cli", "look inside continuous thoughts of a checkpoint"),
@@ -36,7 +36,10 @@ def _run_trainer_command(argv: list[str]) -> int:
     from latent_cot.train_cli import run_lightning_cli
 
     if "--quiet" in argv:
+        own = argv == sys.argv[1:]
         argv = [a for a in argv if a != "--quiet"] + ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+        if own:  # DDP starts its other processes from sys.argv: they must get the same command
+            sys.argv[1:] = argv
     try:
         run_lightning_cli(argv)
     except (ConfigError, DataError, CheckpointError, FileNotFoundError) as error:  # bad input: its message says what
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="latent-cot", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in TRAINER_COMMANDS:
-        commands.add_parser(name, help=f"LightningCLI {name} (see `latent-cot {name} --help`)", add_help=False)
+        commands.add_parser(name, help=f"LightningCLI {name} (see `latent-cot {name} --help`; --quiet: no progress bar)", add_help=False)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module_name)

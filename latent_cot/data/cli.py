@@ -1,4 +1,4 @@
-"""`latent-cot data`: make task data, print data statistics.
+"""`latent-cot data`: make task data, print data statistics, get the public benchmark files.
 
     latent-cot data make prosqa --n 5000 --seed 0 --out prosqa.json
     latent-cot data make prosqa_small --splits 5000,500,500 --seed 0 --out data/small/   # train/valid/test.json
