@@ -7,7 +7,10 @@ here, at the entry point, by message, so a new warning still shows. `--quiet` al
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import warnings
 
 # Third-party warnings, each with why it is noise here.
@@ -30,3 +33,19 @@ def silence_third_party() -> None:
         warnings.filterwarnings("ignore", message=pattern)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 to /dev/null for a block whose C++ code prints to it: torch's CPU profiler
+    writes `USDT: ... profiler_start` / `profiler_stop` lines that no setting turns off."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,5 +1,5 @@
 """What `latent-cot fit` prints in a fresh process: Lightning's progress bar and our lines, no
-third-party warnings or tips; `--quiet` prints nothing but errors. (compare's console: test_compare.py.)"""
+third-party warnings or tips; `--quiet` prints nothing but errors; bench without the profiler's C++ lines.
 import re
 import subprocess
 import sys
@@ -27,3 +27,13 @@ def test_fit_shows_its_progress_bar_and_no_third_party_notices(tmp_path):
                   "--ckpt_path", str(tmp_path / "first" / "checkpoints" / "last.ckpt"))
     assert resumed.stdout.strip() == "" and resumed.stderr.strip() == ""
     assert (tmp_path / "first" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_bench_prints_its_table_and_not_the_profilers_lines(capfd):
+    from latent_cot.cli import main
+
+    assert main(["bench", "--ks", "0", "--batch_size", "2", "--question_len", "12", "--answer_len", "3", "--repeats", "1",
+                 "--n_layer", "1", "--n_embd", "32", "--n_head", "2"]) == 0
+    out, err = capfd.readouterr()
+    assert "| k | seq len |" in out
+    assert "USDT" not in out + err  # torch's CPU profiler prints these from C++ around each memory measurement
