@@ -1,5 +1,5 @@
 """What `latent-cot fit` prints in a fresh process: Lightning's progress bar and our lines, no
-third-party warnings or tips; `--quiet` prints nothing but errors; bench without the profiler's C++ lines.
+third-party warnings or tips; `--quiet` prints nothing but errors; bench without the profiler's C++ lines."""
 import re
 import subprocess
 import sys
