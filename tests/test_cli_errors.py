@@ -55,9 +55,10 @@ def test_damaged_checkpoint_is_one_line_everywhere(tmp_path, trained, capsys, ki
     one_line_error(capsys, "inspect", str(path))
 
 
-def test_missing_ckpt_path_is_one_line(tmp_path, capsys):
-    assert main(["fit", *TINY, f"--trainer.default_root_dir={tmp_path}", "--ckpt_path", str(tmp_path / "nope.ckpt")]) == 2
-    one_line_error(capsys, "fit", "checkpoint not found")
+@pytest.mark.parametrize("command", ["fit", "validate", "test"])
+def test_missing_ckpt_path_is_one_line(tmp_path, capsys, command):
+    assert main([command, *TINY, f"--trainer.default_root_dir={tmp_path}", "--ckpt_path", str(tmp_path / "nope.ckpt")]) == 2
+    one_line_error(capsys, command, f"ckpt_path: {tmp_path / 'nope.ckpt'}: checkpoint not found")
 
 
 # ----- fit / validate / test: the toolkit's own errors ------------------------------------------
