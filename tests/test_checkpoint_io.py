@@ -43,6 +43,8 @@ def resume_in_child(cli, last: Path, temp_dir: Path, max_steps: int = -1) -> Non
         os._exit(code)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a process per kill")
 def test_training_killed_inside_saves_many_times_keeps_a_whole_checkpoint(tmp_path):
     """20 training processes, each resuming from the last one's last.ckpt, killed while a save is in
     flight (its temporary file exists), with $TMPDIR on another filesystem."""
@@ -114,6 +116,7 @@ def fit_args(root: Path) -> list[str]:
             f"--trainer.default_root_dir={root}", "--checkpoint.every_n_train_steps=2"]
 
 
+@pytest.mark.slow
 def test_fit_killed_inside_a_save_resumes_in_the_same_folders(tmp_path):
     root = tmp_path / "run"
     root.mkdir()

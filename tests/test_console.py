@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 THIRD_PARTY = re.compile(r"Warning|warn|Tip|site-packages|GPU available|deprecated", re.IGNORECASE)
 
@@ -17,6 +19,7 @@ def fit(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
 def test_fit_shows_its_progress_bar_and_no_third_party_notices(tmp_path):
     done = fit(tmp_path / "first")
     output = done.stdout + done.stderr
