@@ -78,7 +78,9 @@ def peak_memory_mb(fn, device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    from latent_cot.console import native_stderr_silenced
+
+    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     running = peak = 0
     for event in sorted(prof.events(), key=lambda e: e.time_range.start):

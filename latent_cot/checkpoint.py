@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from latent_cot.checkpoint_io import read_checkpoint
 from latent_cot.config import GPTConfig
 from latent_cot.curriculum import SLOT_MODES, Schedule
 from latent_cot.data.example import Example
@@ -51,9 +52,7 @@ class LoadedRun:
 
 def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    checkpoint = read_checkpoint(path, map_location)  # one CheckpointError line for a missing or damaged file
     if CHECKPOINT_KEY not in checkpoint:
         raise ValueError(f"{path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
     state = checkpoint[CHECKPOINT_KEY]

@@ -4,6 +4,9 @@
 `--print_config`). Every other subcommand lives in its own module, which provides
 `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their subcommand
 runs, so `latent-cot data ...` does not pay for importing Lightning.
+
+Bad input of any subcommand (a config value, a data file, a checkpoint) is one line on stderr,
+`latent-cot COMMAND: error: ...`, and exit status 2. `--quiet` drops progress output.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 
 TRAINER_COMMANDS = ("fit", "validate", "test")
 SUBCOMMANDS = {  # name: (module, one-line help)
-    "data": ("latent_cot.data.cli", "make task data, print data statistics"),
+    "data": ("latent_cot.data.cli", "make task data, print data statistics, get the public benchmark files"),
     "compare": ("latent_cot.compare", "train several modes on equal terms and write a results table"),
     "evaluate": ("latent_cot.evaluate_cli", "evaluate a checkpoint on a data file"),
     "inspect": ("latent_cot.inspect_cli", "look inside continuous thoughts of a checkpoint"),
@@ -22,17 +25,40 @@ SUBCOMMANDS = {  # name: (module, one-line help)
 }
 
 
+def _fail(command: str, error: BaseException) -> int:
+    print(f"latent-cot {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
+def _run_trainer_command(argv: list[str]) -> int:
+    from latent_cot.checkpoint_io import CheckpointError
+    from latent_cot.data.example import DataError
+    from latent_cot.datamodule import ConfigError
+    from latent_cot.train_cli import run_lightning_cli
+
+    if "--quiet" in argv:
+        own = argv == sys.argv[1:]
+        argv = [a for a in argv if a != "--quiet"] + ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+        if own:  # DDP starts its other processes from sys.argv: they must get the same command
+            sys.argv[1:] = argv
+    try:
+        run_lightning_cli(argv)
+    except (ConfigError, DataError, CheckpointError, FileNotFoundError) as error:  # bad input: its message says what
+        return _fail(argv[0], error)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from latent_cot.console import silence_third_party
+
+    silence_third_party()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TRAINER_COMMANDS:
-        from latent_cot.train_cli import run_lightning_cli
-
-        run_lightning_cli(argv)
-        return 0
+        return _run_trainer_command(argv)
     parser = argparse.ArgumentParser(prog="latent-cot", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in TRAINER_COMMANDS:
-        commands.add_parser(name, help=f"LightningCLI {name} (see `latent-cot {name} --help`)", add_help=False)
+        commands.add_parser(name, help=f"LightningCLI {name} (see `latent-cot {name} --help`; --quiet: no progress bar)", add_help=False)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module_name)
@@ -45,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(importlib.import_module(args.module).run(args) or 0)
-    except (FileNotFoundError, ValueError) as error:  # bad input (DataError, ConfigError, ...): its message says what
-        print(f"latent-cot {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError) as error:  # bad input (files, DataError, ConfigError, ...): its message says what
+        return _fail(args.command, error)
 
 
 if __name__ == "__main__":

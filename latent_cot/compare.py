@@ -14,13 +14,20 @@ choice; its epoch is recorded). Written to <out_dir>/<name>/:
 
     latent-cot compare                                    # configs/compare/default.yaml
     latent-cot compare --config configs/compare/default.yaml --modes no_cot cot --seeds 0 1
+
+An existing <out_dir>/<name>/ is refused (its table would no longer list its predictions);
+`--overwrite` replaces it whole, and only once the new results are complete. Each run prints a
+progress line (mode, seed, epoch, step, loss, ETA) every 15 s and at each epoch end; `--quiet`
+keeps only the per-run summaries and the table.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run_dir", help="where training runs (logs, checkpoints) go")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training config value, e.g. --set trainer.max_epochs=2 (repeatable)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing results/<name>/ (and its runs) whole")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines, only each run's summary and the table")
 
 
 def load_compare_config(path: str | Path) -> dict[str, Any]:
@@ -67,36 +76,45 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path) -> dict[str, Any]:
+def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Train and test one mode with one seed through the same CLI wiring as `latent-cot fit`."""
+    from latent_cot.checkpoint_io import read_checkpoint
+    from latent_cot.progress import ProgressLines
     from latent_cot.train_cli import best_checkpoint_path, make_cli
 
     args = [a for c in configs for a in ("--config", c)]
     args += [f"--model.mode={mode}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run_dir}"]
     args += [f"--{o}" if not o.startswith("--") else o for o in overrides]
     cli = make_cli(args, run=False)
+    if progress:
+        cli.trainer.callbacks.append(ProgressLines(f"{mode} seed {seed}"))
     resolved = cli.parser.dump(cli.config)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     train_seconds = time.perf_counter() - start
-    history, best = list(cli.model.history), cli.model.best
-    epochs, global_step = cli.trainer.current_epoch, cli.trainer.global_step
+    epochs, global_step, best = cli.trainer.current_epoch, cli.trainer.global_step, cli.model.best
     best_path = best_checkpoint_path(cli.trainer)
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False, ckpt_path=str(best_path) if best_path else None)
+    if best_path is not None:  # the weights only: the run's history and state stay as training left them
+        cli.model.load_state_dict(read_checkpoint(best_path)["state_dict"])
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     result = cli.model.test_result
     return {
         "mode": mode, "seed": seed, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens,
         "ms_per_example": result.ms_per_example, "n_test": result.n_examples, "mean_thoughts": result.mean_thoughts,
         "tested_epoch": best["epoch"] if best_path else epochs - 1, "best_val_acc": best["val_acc"] if best else None,
         "train_seconds": train_seconds, "epochs": epochs, "global_step": global_step,
-        "history": history, "config": resolved, "eval": result,
+        "history": list(cli.model.history), "config": resolved, "eval": result,
     }
 
 
 def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: list[str] | None = None,
             name: str = "default", out_dir: str | Path = "results", run_dir: str | Path = "runs/compare",
-            command: str | None = None) -> dict[str, Any]:
-    """Train every mode x seed, evaluate on the test split, write results; returns results.json's content."""
+            command: str | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train every mode x seed, evaluate on the test split, write results; returns results.json's content.
+
+    The results are written to a staging folder beside <out_dir>/<name>, which replaces it only at
+    the end: an existing folder is refused unless `overwrite`, and a failed run leaves it as it was.
+    """
     from latent_cot.curriculum import check_mode
 
     for mode in modes:
@@ -108,15 +126,34 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
         if not Path(c).is_file():
             raise FileNotFoundError(f"configs: {c} does not exist")
     overrides = list(overrides or [])
+    final = Path(out_dir) / name
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} already exists (an earlier comparison); pass --overwrite to replace it whole, "
+                              f"or --name to write beside it")
     git = git_state()  # the code as the runs start: commits made while they train must not be credited
-    out = Path(out_dir) / name
+    if overwrite:
+        shutil.rmtree(Path(run_dir) / name, ignore_errors=True)  # the replaced results' training runs
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=final.parent))
+    try:
+        results = _compare_into(out, modes, seeds, configs, overrides, name, run_dir, command, git, progress)
+        shutil.rmtree(final, ignore_errors=True)
+        out.rename(final)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"[compare] wrote {final}/results.md, results.json, accuracy.png, predictions/, configs/")
+    return results
+
+
+def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[str], overrides: list[str], name: str,
+                  run_dir: str | Path, command: str | None, git: dict[str, Any], progress: bool) -> dict[str, Any]:
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     (out / "configs").mkdir(parents=True, exist_ok=True)
     runs = []
     for mode in modes:
         for seed in seeds:
             print(f"[compare] training {mode} (seed {seed})", flush=True)
-            run = train_one(mode, seed, configs, overrides, Path(run_dir) / name / f"{mode}_seed{seed}")
+            run = train_one(mode, seed, configs, overrides, Path(run_dir) / name / f"{mode}_seed{seed}", progress)
             run.pop("eval").write_records(out / "predictions" / f"{mode}_seed{seed}.jsonl")
             (out / "configs" / f"{mode}_seed{seed}.yaml").write_text(run.pop("config"))
             runs.append(run)
@@ -142,7 +179,6 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
     (out / "results.md").write_text(results_markdown(results, table))
     plot_accuracy(runs, out / "accuracy.png")
     print(table)
-    print(f"[compare] wrote {out}/results.md, results.json, accuracy.png, predictions/, configs/")
     return results
 
 
@@ -212,5 +248,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out_dir or config.get("out_dir", "results"),
         run_dir=args.run_dir or config.get("run_dir", "runs/compare"),
         command=command_line(),
+        overwrite=args.overwrite,
+        progress=not args.quiet,
     )
     return 0

@@ -20,6 +20,7 @@ is normalised the same way whether the global batch lives on one process or is s
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,6 +29,8 @@ import lightning as L
 import torch
 
 from latent_cot.curriculum import SLOT_MODES, Layout, Schedule, check_mode
+
+CURRICULUM_MODES = (*SLOT_MODES, "no_thought")  # the modes whose layout changes stage by stage
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
 from latent_cot.data.render import IGNORE, Rendered, render, training_text
@@ -113,6 +116,15 @@ class CurriculumBatches:
         tokenizer = cache.tokenizer
         self.pad_id = tokenizer.pad_id
         self.align_id = tokenizer.bot_id if cache.mode in SLOT_MODES else None
+
+    # Lightning asks a loader for state to resume mid-epoch (and warns "not resumable" without it).
+    # The position lives in the system's checkpoint section and comes back through skip_fn, so
+    # there is nothing more to save: resume is exact (tests/test_resume.py).
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
 
     def __len__(self) -> int:
         n = len(self.cache.examples)
@@ -211,8 +223,11 @@ class LatentDataModule(L.LightningDataModule):
         from latent_cot.data.loaders import load_examples
 
         splits = []
-        for path, made in zip((h.train_path, h.valid_path, h.test_path), generated):
-            splits.append(load_examples(path) if path is not None else list(made))
+        for key, path, made in zip(("train_path", "valid_path", "test_path"), (h.train_path, h.valid_path, h.test_path), generated):
+            loaded = load_examples(path) if path is not None else list(made)
+            if path is not None and not loaded:
+                raise ConfigError(f"data.{key}: {path} holds no examples")
+            splits.append(loaded)
         held_out = {e.question for split in splits[1:] for e in split}
         for index, part in enumerate(h.mix or []):
             from latent_cot.data.tasks import make_examples
@@ -244,6 +259,17 @@ class LatentDataModule(L.LightningDataModule):
             self.tokenizer = tokenizer
         elif self.tokenizer is None:
             self.tokenizer = self.build_tokenizer()
+        self._warn_unused_stages()
+
+    def _warn_unused_stages(self) -> None:
+        """A max_stage past every training example's step count trains the same layout several stages over."""
+        if self.mode not in CURRICULUM_MODES or not self.train_examples:
+            return
+        most_steps = max(len(e.steps) for e in self.train_examples)
+        if self.schedule.max_stage > most_steps and (self.trainer is None or self.trainer.is_global_zero):
+            where = self.hparams.train_path or f"task {self.hparams.task}"
+            print(f"warning: model.max_stage is {self.schedule.max_stage} but no training example ({where}) has more than "
+                  f"{most_steps} steps: stages past {most_steps} remove no further steps", file=sys.stderr)
 
     def setup(self, stage: str) -> None:
         self.load()
@@ -288,8 +314,12 @@ class LatentDataModule(L.LightningDataModule):
 
     def max_length(self, examples: list[Example]) -> int:
         """The longest rendered sequence over every stage of the curriculum (thought slots included)."""
+        return self.longest_example(examples)[0]
+
+    def longest_example(self, examples: list[Example]) -> tuple[int, int]:
+        """(max_length, the index of an example that needs it), to name it in an error."""
         self._require_attached()
-        longest = 0
+        longest, longest_index = 0, 0
         cache = RenderCache(examples, self.tokenizer, self.mode)
         for index, example in enumerate(examples):
             layouts = {self.schedule.layout(self.mode, len(example.steps), s) for s in range(self.schedule.final_stage + 1)}
@@ -299,8 +329,9 @@ class LatentDataModule(L.LightningDataModule):
             for layout in layouts:
                 length = len(full.input_ids) - sum(step_lengths[:layout.n_removed_steps])
                 length += (2 + layout.n_slots) if layout.markers else 0
-                longest = max(longest, length)
-        return longest
+                if length > longest:
+                    longest, longest_index = length, index
+        return longest, longest_index
 
 
 def check_data_config(h: Any) -> None:

@@ -4,12 +4,20 @@ Loads a training checkpoint (checkpoint.load_run: no Lightning needed), decodes 
 the data file at the final layout of the checkpoint's curriculum (each example with its own k, as
 in training; `--n_thoughts K` forces one k for a forced-k study), prints accuracy, tokens generated
 and ms per example, and writes per-example records as JSONL (and a summary JSON) under --out.
+
+Refused in one line before any decoding: a data file with no examples, an --out that is a file,
+holds an earlier evaluation or cannot be written. A warning gives the share of the data's tokens
+the checkpoint's tokenizer never saw (read as <unk>): the usual sign of scoring the wrong file.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
+
+OUT_FILES = ("records.jsonl", "summary.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +28,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: the run's model.eval_max_new_tokens")
-    parser.add_argument("--out", default=None, help="directory for records.jsonl and summary.json")
+    parser.add_argument("--out", default=None, help="directory for records.jsonl and summary.json (refused if it holds them)")
+
+
+def check_out(out: Path) -> None:
+    """--out must be a directory we can write that holds no earlier evaluation."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out}: exists and is not a directory")
+    earlier = [name for name in OUT_FILES if (out / name).exists()]
+    if earlier:
+        raise FileExistsError(f"--out {out}: already holds {', '.join(earlier)} of an earlier evaluation; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FileExistsError(f"--out {out}: cannot create the directory ({error.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise FileExistsError(f"--out {out}: directory is not writable")
+
+
+def unknown_share(tokenizer, examples) -> tuple[int, int]:
+    """(tokens read as <unk>, all tokens) over the questions and answers."""
+    from latent_cot.tokenizer import UNK
+
+    unk_id = tokenizer.token_to_id(UNK)
+    if unk_id is None:  # GPT-2's byte-level BPE reads every text
+        return 0, 0
+    unknown = total = 0
+    for example in examples:
+        ids = tokenizer.encode(example.question + "\n" + example.answer)
+        unknown += ids.count(unk_id)
+        total += len(ids)
+    return unknown, total
 
 
 def run(args: argparse.Namespace) -> int:
     from latent_cot.checkpoint import load_run
+    from latent_cot.data.example import DataError
     from latent_cot.data.loaders import load_examples
     from latent_cot.evaluation import evaluate
 
@@ -36,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
         examples = [compact_example(e) for e in examples]
     if args.limit is not None:
         examples = examples[:args.limit]
+    if not examples:
+        raise DataError(f"{args.data}: no examples to evaluate" + (" (--limit 0)" if args.limit == 0 else ""))
+    if args.out:
+        check_out(Path(args.out))
+    unknown, total = unknown_share(loaded.tokenizer, examples)
+    if unknown:
+        print(f"warning: {100 * unknown / total:.1f}% of the tokens in {args.data} ({unknown} of {total}) are words the "
+              f"checkpoint's tokenizer never saw, read as <unk>: is this the data the model was trained for?", file=sys.stderr)
     k = loaded.thoughts_for(examples) if args.n_thoughts is None else args.n_thoughts
     max_new = args.max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
     result = evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=args.batch_size,

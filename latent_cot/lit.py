@@ -206,10 +206,10 @@ class LatentCoTSystem(L.LightningModule):
         for name, examples in (("train", datamodule.train_examples), ("valid", datamodule.valid_examples)):
             if not examples:
                 continue
-            longest = datamodule.max_length(examples)
+            longest, index = datamodule.longest_example(examples)
             if longest > block:
                 raise ConfigError(
-                    f"model.backbone_overrides.block_size: the longest {name} sequence needs {longest} positions "
+                    f"model.backbone_overrides.block_size: the longest {name} sequence (example {index}) needs {longest} positions "
                     f"(with up to {self.schedule.max_thoughts()} thoughts, model.max_stage x model.thoughts_per_step) "
                     f"but block_size is {block}")
         if datamodule.valid_examples:

@@ -1,5 +1,9 @@
-"""`latent-cot compare` end to end on the tiny config: every output file, the table, git and config records."""
+"""`latent-cot compare` end to end on the tiny config: every output file, the table, git and config
+records, the console a user sees, and an existing results folder kept unless --overwrite."""
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from latent_cot.cli import main
@@ -13,8 +17,9 @@ def test_compare_writes_results(tmp_path, monkeypatch, capsys):
     config.write_text(
         "name: tiny\nmodes: [cot, coconut]\nseeds: [0, 1]\nconfigs: [configs/tiny.yaml]\n"
         "overrides: [trainer.max_epochs=2, data.n_train=8, data.n_test=4, trainer.logger=false]\n")
-    code = main(["compare", "--config", str(config), "--out_dir", str(tmp_path / "results"),
-                 "--run_dir", str(tmp_path / "runs"), "--set", "model.eval_limit=2"])
+    args = ["compare", "--config", str(config), "--out_dir", str(tmp_path / "results"),
+            "--run_dir", str(tmp_path / "runs"), "--set", "model.eval_limit=2"]
+    code = main(args)
     assert code == 0
     out = tmp_path / "results" / "tiny"
     for name in ("results.md", "results.json", "accuracy.png"):
@@ -32,3 +37,29 @@ def test_compare_writes_results(tmp_path, monkeypatch, capsys):
     markdown = (out / "results.md").read_text()
     assert "± " in markdown and "| coconut |" in markdown and "git commit" in markdown
     assert "| mode | accuracy (mean ± std, 2 seeds) |" in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]  # no staging folder left
+
+    # Run again: refused, the old results untouched; --overwrite replaces the folder whole.
+    (out / "predictions" / "stale_seed9.jsonl").write_text("{}\n")
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err and (out / "predictions" / "stale_seed9.jsonl").exists()
+    assert main(args + ["--modes", "cot", "--seeds", "0", "--overwrite", "--quiet"]) == 0
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == ["cot_seed0.jsonl"]
+    assert "ETA" not in capsys.readouterr().out  # --quiet: no progress lines
+
+
+def test_console_of_compare_has_progress_and_no_third_party_lines(tmp_path):
+    """The main job's console on a tiny config, as a user's terminal gets it (a fresh process)."""
+    config = tmp_path / "compare.yaml"
+    config.write_text(f"name: tiny\nmodes: [coconut]\nseeds: [0]\nconfigs: [{ROOT / 'configs/tiny.yaml'}]\n"
+                      "overrides: [trainer.max_epochs=2, data.n_train=8, data.n_test=4, model.eval_limit=2]\n")
+    done = subprocess.run([sys.executable, "-m", "latent_cot.cli", "compare", "--config", str(config),
+                           "--out_dir", str(tmp_path / "results"), "--run_dir", str(tmp_path / "runs")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    progress = [line for line in lines if re.fullmatch(
+        r"\[compare\] coconut seed 0 \| epoch \d/2 \| step \d+/\d+ \| loss [\d.]+ \| \d+:\d\d elapsed \| ETA \d+:\d\d", line)]
+    assert len(progress) >= 2, lines  # one per epoch at least
+    ours = re.compile(r"^(\[compare\]|\|)")
+    assert [line for line in lines if line and not ours.match(line)] == [], "lines that are not ours"

@@ -38,12 +38,12 @@ def test_make_compact(tmp_path):
     assert " ? " in record["question"] and record["answer"] == record["idx_to_symbol"][record["target"]]
 
 
-def test_stats_side_by_side(tmp_path, shared_data, capsys):
+def test_stats_side_by_side(tmp_path, real_file, capsys):
     path = tmp_path / "gen.json"
     main(["data", "make", "prosqa", "--n", "50", "--out", str(path)])
     capsys.readouterr()
-    assert main(["data", "stats", str(path), str(shared_data / "prosqa" / "prosqa_valid.json"),
-                 str(shared_data / "4_by_4_mult" / "valid.txt")]) == 0
+    assert main(["data", "stats", str(path), str(real_file("prosqa/prosqa_valid.json")),
+                 str(real_file("4_by_4_mult/valid.txt"))]) == 0
     table = capsys.readouterr().out
     header, *rows = table.splitlines()
     assert header.split() == ["gen.json", "prosqa_valid.json", "valid.txt"]

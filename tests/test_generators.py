@@ -15,22 +15,22 @@ from solvers import (check_arithmetic, check_graph_answer, check_multiplication,
                      parse_graph_fact)
 
 
-def real_prosqa(shared_data):
-    records = json.loads((shared_data / "prosqa" / "prosqa_valid.json").read_text())
+def real_prosqa(real_file):
+    records = json.loads(real_file("prosqa/prosqa_valid.json").read_text())
     return [Example.from_dict(r, index=i) for i, r in enumerate(records)]
 
 
 # ----------------------------------------------------------------------------------------- ProsQA
 
-def test_name_inventory_is_the_real_one(shared_data):
-    symbols = {s for e in real_prosqa(shared_data) for s in e.extra["idx_to_symbol"]}
+def test_name_inventory_is_the_real_one(real_file):
+    symbols = {s for e in real_prosqa(real_file) for s in e.extra["idx_to_symbol"]}
     assert set(prosqa.PERSONS) == {s for s in symbols if s[0].isupper()}
     assert set(prosqa.CONCEPTS) == {s for s in symbols if s[0].islower()}
     assert len(prosqa.PERSONS) == 17 and len(prosqa.CONCEPTS) == 38
 
 
-def test_solver_accepts_the_real_file(shared_data):
-    for example in real_prosqa(shared_data):
+def test_solver_accepts_the_real_file(real_file):
+    for example in real_prosqa(real_file):
         check_prosqa(example)
 
 
@@ -51,8 +51,8 @@ def test_prosqa_examples_solve(task, knobs):
     assert {len(e.steps) for e in examples} == set(range(lo, hi + 1))
 
 
-def test_prosqa_defaults_match_the_real_distribution(shared_data):
-    real, made = real_prosqa(shared_data), make_examples("prosqa", 1000, seed=0)
+def test_prosqa_defaults_match_the_real_distribution(real_file):
+    real, made = real_prosqa(real_file), make_examples("prosqa", 1000, seed=0)
 
     def profile(examples):
         steps = Counter(len(e.steps) for e in examples)
@@ -89,8 +89,8 @@ def test_prosqa_impossible_parameters(knobs, message):
 
 # --------------------------------------------------------------------------------------- ProntoQA
 
-def test_prontoqa_solver_accepts_the_real_sample(shared_data):
-    for record in json.loads((shared_data / "prontoqa" / "prontoqa_train.json").read_text()):
+def test_prontoqa_solver_accepts_the_real_sample(real_file):
+    for record in json.loads(real_file("prontoqa/prontoqa_train.json").read_text()):
         check_prontoqa(Example.from_dict(record))
 
 
@@ -119,8 +119,8 @@ def test_prontoqa_bad_hops():
 # --------------------------------------------------------------------------------- multiplication
 
 @pytest.mark.parametrize("folder", ["4_by_4_mult", "5_by_5_mult"])
-def test_multiplication_regenerates_every_real_line(shared_data, folder):
-    lines = (shared_data / folder / "valid.txt").read_text().splitlines()
+def test_multiplication_regenerates_every_real_line(real_file, folder):
+    lines = real_file(f"{folder}/valid.txt").read_text().splitlines()
     assert len(lines) == 1000
     for number, line in enumerate(lines, 1):
         a, b, n, m = multiplication.from_icot_line(line, folder, number)
@@ -172,8 +172,8 @@ def _check_compact(example):
     check_graph_answer(facts, person, (a, b), example.answer, chain)
 
 
-def test_compact_renders_real_prosqa_at_half_the_tokens(shared_data):
-    real = real_prosqa(shared_data)
+def test_compact_renders_real_prosqa_at_half_the_tokens(real_file):
+    real = real_prosqa(real_file)
     compact = [compact_example(e) for e in real]
     for before, after in zip(real, compact):
         _check_compact(after)

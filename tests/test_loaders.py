@@ -24,12 +24,12 @@ def _digits_le(text: str) -> int:
 # ------------------------------------------------------------------------------- real files
 
 @pytest.fixture(scope="module")
-def prosqa(shared_data):
-    return load_json(shared_data / "prosqa" / "prosqa_valid.json")
+def prosqa(real_file):
+    return load_json(real_file("prosqa/prosqa_valid.json"))
 
 
-def test_prosqa_valid(prosqa, shared_data):
-    raw = json.loads((shared_data / "prosqa" / "prosqa_valid.json").read_text())
+def test_prosqa_valid(prosqa, real_file):
+    raw = json.loads(real_file("prosqa/prosqa_valid.json").read_text())
     assert len(prosqa) == len(raw) == 300
     for example, record in zip(prosqa, raw):
         assert 3 <= len(example.steps) <= 6
@@ -38,11 +38,11 @@ def test_prosqa_valid(prosqa, shared_data):
         symbols = example.extra["idx_to_symbol"]
         assert all(0 <= a < len(symbols) and 0 <= b < len(symbols) for a, b in example.extra["edges"])
         assert example.answer.startswith(symbols[example.extra["root"]] + " is a ")
-    assert load_examples(shared_data / "prosqa" / "prosqa_valid.json") == prosqa
+    assert load_examples(real_file("prosqa/prosqa_valid.json")) == prosqa
 
 
-def test_gsm8k_valid(shared_data):
-    path = shared_data / "gsm8k" / "valid.txt"
+def test_gsm8k_valid(real_file):
+    path = real_file("gsm8k/valid.txt")
     examples = load_icot(path)
     assert len(examples) == 500
     assert sum(1 for e in examples if not e.steps) == 6  # the file has six `question|| #### answer` lines
@@ -55,8 +55,8 @@ def test_gsm8k_valid(shared_data):
 
 
 @pytest.mark.parametrize("digits", [4, 5])
-def test_multiplication_valid(shared_data, digits):
-    examples = load_icot(shared_data / f"{digits}_by_{digits}_mult" / "valid.txt")
+def test_multiplication_valid(real_file, digits):
+    examples = load_icot(real_file(f"{digits}_by_{digits}_mult/valid.txt"))
     assert len(examples) == 1000
     for example in examples:
         left, right = example.question.split(" * ")
@@ -77,8 +77,8 @@ def test_multiplication_example_from_brief():
 
 
 @pytest.mark.parametrize("name,step_format", [("gsm8k", "gsm"), ("4_by_4_mult", "mult"), ("5_by_5_mult", "mult")])
-def test_icot_round_trip_every_line(shared_data, tmp_path, name, step_format):
-    path = shared_data / name / "valid.txt"
+def test_icot_round_trip_every_line(real_file, tmp_path, name, step_format):
+    path = real_file(f"{name}/valid.txt")
     lines = path.read_text().split("\n")
     examples = load_icot(path)
     written = [to_icot_line(example, step_format) for example in examples]
@@ -88,13 +88,13 @@ def test_icot_round_trip_every_line(shared_data, tmp_path, name, step_format):
     assert (tmp_path / "back.txt").read_bytes() == path.read_bytes()
 
 
-def test_prontoqa_raw_matches_coconut_conversion(shared_data):
-    converted = load_json(shared_data / "prontoqa" / "prontoqa_train.json")
-    raw = load_prontoqa_raw(shared_data / "prontoqa" / "5hop_0shot_random.json")
+def test_prontoqa_raw_matches_coconut_conversion(real_file):
+    converted = load_json(real_file("prontoqa/prontoqa_train.json"))
+    raw = load_prontoqa_raw(real_file("prontoqa/5hop_0shot_random.json"))
     assert len(raw) == 5
     assert raw == converted
-    assert [e.to_dict() for e in raw] == json.loads((shared_data / "prontoqa" / "prontoqa_train.json").read_text())
-    assert load_examples(shared_data / "prontoqa" / "5hop_0shot_random.json") == converted
+    assert [e.to_dict() for e in raw] == json.loads(real_file("prontoqa/prontoqa_train.json").read_text())
+    assert load_examples(real_file("prontoqa/5hop_0shot_random.json")) == converted
 
 
 # ------------------------------------------------------------------------------------ writers
@@ -134,8 +134,8 @@ def test_hf_round_trip_and_heterogeneous_extras(prosqa):
     assert examples_from_hf(to_hf_dataset(mixed)) == mixed
 
 
-def test_hf_cache_hit(prosqa, shared_data, tmp_path, monkeypatch):
-    path = shared_data / "prosqa" / "prosqa_valid.json"
+def test_hf_cache_hit(prosqa, real_file, tmp_path, monkeypatch):
+    path = real_file("prosqa/prosqa_valid.json")
     first = load_hf_dataset(path, cache_dir=tmp_path)
     entries = [p for p in tmp_path.iterdir()]
     assert len(entries) == 1 and entries[0].name.startswith("prosqa_valid-")

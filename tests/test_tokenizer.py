@@ -7,8 +7,8 @@ from latent_cot.tokenizer import Tokenizer
 from tests.helpers import EXAMPLES, gpt2_like_tokenizer_dir
 
 
-def test_word_level_round_trip_on_real_prosqa(shared_data, tmp_path):
-    examples = load_examples(shared_data / "prosqa" / "prosqa_valid.json")
+def test_word_level_round_trip_on_real_prosqa(real_file, tmp_path):
+    examples = load_examples(real_file("prosqa/prosqa_valid.json"))
     tok = Tokenizer.train(training_text(e) for e in examples)
     for example in examples:
         text = training_text(example)
@@ -24,8 +24,8 @@ def test_word_level_round_trip_on_real_prosqa(shared_data, tmp_path):
         (tok.pad_id, tok.eos_id, tok.bot_id, tok.eot_id, tok.thought_id, tok.pause_id)
 
 
-def test_word_level_digits_and_canonical_spacing(shared_data):
-    examples = load_examples(shared_data / "gsm8k" / "valid.txt")[:50]
+def test_word_level_digits_and_canonical_spacing(real_file):
+    examples = load_examples(real_file("gsm8k/valid.txt"))[:50]
     tok = Tokenizer.train(training_text(e) for e in examples)
     assert [tok.id_to_token(i) for i in tok.encode("<<12*3=36>>")] == list("<<12*3=36>>")
     assert tok.decode(tok.encode("$1,000 each.")) == "$ 1, 0 0 0 each."

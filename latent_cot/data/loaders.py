@@ -48,13 +48,19 @@ def _read_text(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    data = path.read_bytes()
     try:
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise DataError(f"{where(str(path), line=line)}, column {column}: not UTF-8 text "
+                        f"(byte 0x{data[error.start]:02x}: {error.reason})") from None
 
 
 def _parse_json(text: str, source: str) -> Any:
+    if not text.strip():
+        raise DataError(f"{source}: empty file (expected a JSON list of examples)")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
