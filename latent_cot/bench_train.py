@@ -175,6 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    git, provenance = git_state(), provenance_lines()  # the code as the measurement starts, not as it ends
     with tempfile.TemporaryDirectory(prefix="latent_cot_baseline_") as tmp:
         codes = {"new": ROOT}
         if args.baseline or args.baseline_commit:
@@ -190,13 +191,12 @@ def run(args: argparse.Namespace) -> int:
             for side in measure_mode(mode, codes, args).values():
                 summaries.append({**side.summary(), "speedup": side.ready.get("speedup")})
                 print(format_row(summaries[-1]), flush=True)
-    git = git_state()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"setting": setting, "rows": summaries, "commit": git["commit"], "dirty": git["dirty"]}, indent=1))
     if args.out:
         table = "\n".join([HEADER, *map(format_row, summaries)])
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(["# latent-cot bench --train", "", setting, "", table, "", *provenance_lines(), ""]))
+        Path(args.out).write_text("\n".join(["# latent-cot bench --train", "", setting, "", table, "", *provenance, ""]))
         print(f"wrote {args.out} (commit {commit_text(git)})")
     return 0
