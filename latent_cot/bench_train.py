@@ -81,13 +81,19 @@ class Side:
     ready: dict
     rounds: list[list[dict]] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
+    speedup: float | None = None  # median over rounds of this side's real tokens/s over the baseline's
 
-    def round_figure(self, records: list[dict], key: str) -> float:
+    @staticmethod
+    def rate(records: list[dict], value) -> float:
+        """Sum of value(record) per second of those records' step time."""
         seconds = sum(sum(r[f"{p}_ms"] for p in PHASES) for r in records) / 1e3
-        return sum(r[key] for r in records) / seconds
+        return sum(value(r) for r in records) / seconds
+
+    def median_rate(self, value) -> float:
+        return statistics.median(self.rate(records, value) for records in self.rounds)
 
     def tokens_per_s(self, key: str = "real_tokens") -> float:
-        return statistics.median(self.round_figure(records, key) for records in self.rounds)
+        return self.median_rate(lambda r: r[key])
 
     def phase_ms(self, phase: str) -> float:
         return statistics.median(statistics.mean(r[f"{phase}_ms"] for r in records) for records in self.rounds)
@@ -96,19 +102,20 @@ class Side:
         records = [r for rounds in self.rounds for r in rounds]
         return 1 - sum(r["real_tokens"] for r in records) / sum(r["tokens"] for r in records)
 
-    def mfu(self) -> float:
+    def model_flops(self, record: dict) -> float:
+        """Training FLOPs of one step's real positions (the module docstring gives the formula)."""
         L, C, V = self.ready["n_layer"], self.ready["n_embd"], self.ready["vocab_size"]
-        for records in self.rounds:
-            for r in records:
-                r["flops"] = 3 * (2 * (12 * L * C * C + V * C) * r["real_tokens"] + 4 * L * C * r["attention_pairs"])
-        return statistics.median(self.round_figure(records, "flops") for records in self.rounds) / (max(self.peaks) * 1e9)
+        return 3 * (2 * (12 * L * C * C + V * C) * record["real_tokens"] + 4 * L * C * record["attention_pairs"])
+
+    def mfu(self) -> float:
+        return self.median_rate(self.model_flops) / (max(self.peaks) * 1e9)
 
     def summary(self) -> dict:
         return dict(code=self.code, mode=self.mode, package=self.ready["package"], options=self.ready["used"],
                     omp_wait_policy=self.ready.get("omp_wait_policy"),
                     real_tokens_per_s=self.tokens_per_s(), all_tokens_per_s=self.tokens_per_s("tokens"),
                     padding=self.padding(), step_ms={p: self.phase_ms(p) for p in PHASES}, mfu=self.mfu(),
-                    peak_gflops=max(self.peaks), threads=self.ready["threads"])
+                    peak_gflops=max(self.peaks), threads=self.ready["threads"], speedup=self.speedup)
 
 
 def measure_mode(mode: str, codes: dict[str, Path], args: argparse.Namespace) -> dict[str, Side]:
@@ -130,9 +137,9 @@ def measure_mode(mode: str, codes: dict[str, Path], args: argparse.Namespace) ->
         for worker in workers.values():
             worker.close()
     if "baseline" in sides:
-        ratios = [sides["new"].round_figure(n, "real_tokens") / sides["baseline"].round_figure(b, "real_tokens")
-                  for n, b in zip(sides["new"].rounds, sides["baseline"].rounds)]
-        sides["new"].ready["speedup"] = statistics.median(ratios)
+        real = lambda r: r["real_tokens"]
+        ratios = [Side.rate(n, real) / Side.rate(b, real) for n, b in zip(sides["new"].rounds, sides["baseline"].rounds)]
+        sides["new"].speedup = statistics.median(ratios)
     return sides
 
 
@@ -189,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         summaries = []
         for mode in args.modes.split(","):
             for side in measure_mode(mode, codes, args).values():
-                summaries.append({**side.summary(), "speedup": side.ready.get("speedup")})
+                summaries.append(side.summary())
                 print(format_row(summaries[-1]), flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

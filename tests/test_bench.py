@@ -36,5 +36,5 @@ def test_train_bench_compares_a_baseline_checkout_with_this_code(tmp_path):
         assert s["real_tokens_per_s"] > 0 and s["all_tokens_per_s"] >= s["real_tokens_per_s"]
         assert 0 <= s["padding"] < 1 and 0 < s["mfu"] < 1 and all(v > 0 for v in s["step_ms"].values())
         assert len(sides["new"].rounds) == 2
-    assert sides["new"].ready["speedup"] > 0
-    assert "coconut" in format_row({**new, "speedup": sides["new"].ready["speedup"]})
+    assert new["speedup"] > 0 and old["speedup"] is None
+    assert format_row(new).startswith("| coconut | new |") and format_row(new).endswith(f"| {new['speedup']:.2f}x |")
