@@ -12,7 +12,9 @@ epoch, from the epoch number alone:
   consecutive indices of it, and process `rank` takes its `rank`-th share, so a DDP run sees the
   same global batches as one process with the same global batch;
 - a resumed run skips the batches its checkpoint had already trained on (`skip_batches`), so the
-  data order resumes mid-epoch exactly.
+  data order resumes mid-epoch exactly;
+- with `bucket`, that order is regrouped into batches of similar lengths (data/buckets.py), again
+  from (seed, epoch) and the epoch's rendered lengths alone.
 
 Batches carry `global_tokens`: the supervised-token count of the whole global batch, so the loss
 is normalised the same way whether the global batch lives on one process or is split over several.
