@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import importlib
 
+from latent_cot.threads import prefer_passive_waiting
+
+prefer_passive_waiting()  # before anything imports torch: OpenMP reads it once (see threads.py)
+
 _EXPORTS = {
     "GPTConfig": "latent_cot.config",
     "GPT": "latent_cot.model",

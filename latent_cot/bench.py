@@ -1,5 +1,7 @@
 """Benchmark: the efficient latent forward against a plain forward, and batched generation.
 
+`--train` runs the training-throughput benchmark instead (bench_train.py).
+
 Everything is measured side by side in one run (the machines are shared and noisy): timings of
 the latent and the plain training step alternate, and each figure is the median of the repeats.
 
@@ -143,7 +145,7 @@ def format_row(r: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ks", default="0,2,4,6,8", help="numbers of thoughts, comma separated")
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--batch_size", type=int, default=None, help="default: 16 (32 with --train)")
     parser.add_argument("--question_len", type=int, default=200, help="longest question in tokens")
     parser.add_argument("--answer_len", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (median reported)")
@@ -153,9 +155,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="also write the table, with command and commit, to this Markdown file")
+    from latent_cot import bench_train
+
+    bench_train.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.train:
+        from latent_cot import bench_train
+
+        return bench_train.run(args)
+    args.batch_size = args.batch_size or 16
     if args.threads:
         torch.set_num_threads(args.threads)
     setting = (f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__} batch={args.batch_size} "

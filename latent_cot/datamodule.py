@@ -12,7 +12,9 @@ epoch, from the epoch number alone:
   consecutive indices of it, and process `rank` takes its `rank`-th share, so a DDP run sees the
   same global batches as one process with the same global batch;
 - a resumed run skips the batches its checkpoint had already trained on (`skip_batches`), so the
-  data order resumes mid-epoch exactly.
+  data order resumes mid-epoch exactly;
+- with `bucket`, that order is regrouped into batches of similar lengths (data/buckets.py), again
+  from (seed, epoch) and the epoch's rendered lengths alone.
 
 Batches carry `global_tokens`: the supervised-token count of the whole global batch, so the loss
 is normalised the same way whether the global batch lives on one process or is split over several.
@@ -28,10 +30,9 @@ from typing import Any, Callable, Iterator
 import lightning as L
 import torch
 
-from latent_cot.curriculum import SLOT_MODES, Layout, Schedule, check_mode
-
-CURRICULUM_MODES = (*SLOT_MODES, "no_thought")  # the modes whose layout changes stage by stage
-from latent_cot.data.batch import collate
+from latent_cot.curriculum import CURRICULUM_MODES, SLOT_MODES, Layout, Schedule, check_mode
+from latent_cot.data.batch import collate, padding_key
+from latent_cot.data.buckets import bucketed_order
 from latent_cot.data.example import Example
 from latent_cot.data.render import IGNORE, Rendered, render, training_text
 from latent_cot.tokenizer import Tokenizer
@@ -80,16 +81,21 @@ class BatchPlan:
     local_batches: list[list[int]]  # this rank's share of each
 
 
-def plan_batches(n: int, batch_size: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> BatchPlan:
+def plan_batches(n: int, batch_size: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                 bucket_keys: list[tuple[int, ...]] | None = None) -> BatchPlan:
     """Split one epoch into global batches of batch_size * world_size, each shared evenly by rank.
 
     Like DistributedSampler, the order is padded by wrapping around to a multiple of world_size so
     every process gets the same number of batches of the same size (no DDP hang on a ragged end).
+    bucket_keys: each example's padding key; given, every global batch holds examples of similar
+    lengths (data.buckets).
     """
     order = torch.randperm(n, generator=_order_generator(seed, epoch)).tolist() if shuffle else list(range(n))
     if world_size > 1 and len(order) % world_size:
         order += order[: world_size - len(order) % world_size]
     step = batch_size * world_size
+    if bucket_keys is not None:
+        order = bucketed_order(order, bucket_keys, step, seed=seed, epoch=epoch)
     global_batches = [order[i:i + step] for i in range(0, len(order), step)]
     local_batches = []
     for batch in global_batches:
@@ -103,11 +109,13 @@ class CurriculumBatches:
 
     Built once; each `iter()` renders the epoch's stages and order, so it works whether or not the
     Trainer reloads dataloaders. `skip_fn(epoch)` says how many batches to skip (mid-epoch resume).
+    `bucket`: length-bucketed batches (plan_batches' bucket_keys).
     """
 
     def __init__(self, cache: RenderCache, schedule: Schedule, *, batch_size: int, shuffle: bool, seed: int,
                  epoch_fn: Callable[[], int], skip_fn: Callable[[int], int] = _no_skip,
-                 rank: int = 0, world_size: int = 1, stage_fn: Callable[[int, random.Random, int], int] | None = None):
+                 rank: int = 0, world_size: int = 1, stage_fn: Callable[[int, random.Random, int], int] | None = None,
+                 bucket: bool = False):
         self.cache, self.schedule = cache, schedule
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch_fn, self.skip_fn = epoch_fn, skip_fn
@@ -116,6 +124,7 @@ class CurriculumBatches:
         tokenizer = cache.tokenizer
         self.pad_id = tokenizer.pad_id
         self.align_id = tokenizer.bot_id if cache.mode in SLOT_MODES else None
+        self.bucket = bucket
 
     # Lightning asks a loader for state to resume mid-epoch (and warns "not resumable" without it).
     # The position lives in the system's checkpoint section and comes back through skip_fn, so
@@ -144,8 +153,9 @@ class CurriculumBatches:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         epoch = self.epoch_fn()
         rendered = self.rendered_epoch(epoch)
+        keys = [padding_key(r.input_ids, self.align_id) for r in rendered] if self.bucket else None
         plan = plan_batches(len(rendered), self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch,
-                            rank=self.rank, world_size=self.world_size)
+                            rank=self.rank, world_size=self.world_size, bucket_keys=keys)
         for position in range(self.skip_fn(epoch), len(plan.local_batches)):
             items = [rendered[i] for i in plan.local_batches[position]]
             batch = collate([r.input_ids for r in items], self.pad_id, labels=[r.labels for r in items], align_id=self.align_id)
@@ -177,6 +187,8 @@ class LatentDataModule(L.LightningDataModule):
             tokenizer is trained on the training corpus.
         batch_size: per process; the global batch is batch_size * number of processes.
         valid_batch_size: batch size of the teacher-forced validation (and test) loss.
+        bucket: length-bucketed training batches (data/buckets.py): far less padding, batch order
+            still from (seed, epoch) alone.
     """
 
     def __init__(
@@ -195,6 +207,7 @@ class LatentDataModule(L.LightningDataModule):
         gpt2_dir: str | None = None,
         batch_size: int = 32,
         valid_batch_size: int = 64,
+        bucket: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -298,7 +311,7 @@ class LatentDataModule(L.LightningDataModule):
             batch_size=batch_size or (self.hparams.batch_size if train else self.hparams.valid_batch_size),
             shuffle=train, seed=self.hparams.seed, epoch_fn=self._epoch,
             skip_fn=self.skip_fn if train else _no_skip,
-            rank=rank, world_size=world, stage_fn=stage_fn)
+            rank=rank, world_size=world, stage_fn=stage_fn, bucket=self.hparams.bucket and train)
 
     def train_dataloader(self) -> CurriculumBatches:
         if not self.train_examples:

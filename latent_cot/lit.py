@@ -277,7 +277,8 @@ class LatentCoTSystem(L.LightningModule):
         if self.hparams.decay_groups:  # no decay on biases and LayerNorm gains
             groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
                       {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        optimizer = torch.optim.AdamW(  # fused: one kernel for all tensors; torch's CPU default loops over them
+            groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas), fused=True)
         warmup, floor = self.hparams.warmup_steps, self.hparams.min_lr_ratio
         if not warmup and floor == 1.0:
             return optimizer

@@ -17,3 +17,24 @@ def test_bench_runs_and_reports_every_figure():
     assert [r["k"] for r in rows] == [0, 2]
     for r in rows:
         assert r["latent_ms"] > 0 and r["plain_ms"] > 0 and r["latent_mb"] > 0 and r["batched_eps"] > 0
+
+
+def test_train_bench_compares_a_baseline_checkout_with_this_code(tmp_path):
+    import argparse
+
+    from latent_cot.bench_train import ROOT, export_baseline, format_row, measure_mode
+
+    baseline = export_baseline("6a45002", tmp_path)  # the code before the throughput work
+    args = argparse.Namespace(task="prosqa_small", n_train=24, batch_size=4, backbone="tiny", k=2, rounds=2, steps=1,
+                              warmup=1, bucket=True, threads=1)
+    sides = measure_mode("coconut", {"baseline": baseline, "new": ROOT}, args)
+    old, new = sides["baseline"].summary(), sides["new"].summary()
+    assert old["package"].startswith(str(tmp_path)) and new["package"].startswith(str(ROOT))  # each side its own code
+    assert "bucket" not in old["options"]["data"] and new["options"]["data"]["bucket"] is True  # unknown options left out
+    assert old["omp_wait_policy"] is None or old["omp_wait_policy"] == new["omp_wait_policy"]
+    for s in (old, new):
+        assert s["real_tokens_per_s"] > 0 and s["all_tokens_per_s"] >= s["real_tokens_per_s"]
+        assert 0 <= s["padding"] < 1 and 0 < s["mfu"] < 1 and all(v > 0 for v in s["step_ms"].values())
+        assert len(sides["new"].rounds) == 2
+    assert new["speedup"] > 0 and old["speedup"] is None
+    assert format_row(new).startswith("| coconut | new |") and format_row(new).endswith(f"| {new['speedup']:.2f}x |")

@@ -20,7 +20,7 @@ WORKER = textwrap.dedent("""
     import lightning as L
     from latent_cot.train_cli import make_cli
 
-    root, stall_at, ckpt = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
+    root, stall_at, ckpt, bucket = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
 
     class Stall(L.Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -28,7 +28,7 @@ WORKER = textwrap.dedent("""
                 open(root + "/stalled", "w").write(f"{trainer.current_epoch} {batch_idx}")
                 time.sleep(600)
 
-    cli = make_cli(["--config", "configs/tiny.yaml", "--data.n_train=48", "--model.uniform_prob=0.3",
+    cli = make_cli(["--config", "configs/tiny.yaml", "--data.n_train=48", "--model.uniform_prob=0.3", f"--data.bucket={bucket}",
                     "--model.warmup_steps=3", "--trainer.max_epochs=3", "--trainer.logger=false",
                     f"--trainer.default_root_dir={root}", f"--checkpoint.dirpath={root}/ckpt",
                     "--checkpoint.every_n_train_steps=2"], run=False)
@@ -38,10 +38,10 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def start(root: Path, stall_at: int = -1, ckpt: str = "") -> subprocess.Popen:
+def start(root: Path, stall_at: int = -1, ckpt: str = "", bucket: bool = False) -> subprocess.Popen:
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", WORKER, str(root), str(stall_at), ckpt], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(root), str(stall_at), ckpt, str(bucket).lower()], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -56,11 +56,12 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_kill_and_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("bucket", [False, True])
+def test_kill_and_resume_matches_uninterrupted(tmp_path, bucket):
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    ref = start(reference)
+    ref = start(reference, bucket=bucket)
     # 6 batches per epoch, one stage per epoch: step 9 is mid-epoch 1 (stage 1), after the step-8 checkpoint.
-    victim = start(interrupted, stall_at=9)
+    victim = start(interrupted, stall_at=9, bucket=bucket)
     deadline = time.time() + 120
     while not (interrupted / "stalled").exists():
         assert victim.poll() is None, victim.communicate()[0][-3000:]
@@ -75,13 +76,13 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     assert saved["latent_cot"]["data_position"] == {"epoch": 1, "batches": 2}
     assert saved["latent_cot"]["stage"] == 1
     finish(ref)
-    resumed = finish(start(interrupted, ckpt=str(last)))
+    resumed = finish(start(interrupted, ckpt=str(last), bucket=bucket))
     assert "not resumable" not in resumed  # Lightning's warning: resume is exact here
 
     a, b = weights(reference / "ckpt" / "last.ckpt"), weights(interrupted / "ckpt" / "last.ckpt")
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+        assert torch.equal(a[key], b[key]), key  # bitwise: same data order, same kernels, optimizer state restored
     ra, rb = torch.load(reference / "final.pt"), torch.load(interrupted / "final.pt")
     assert ra["step"] == rb["step"] == 18
     assert [h["val_acc"] for h in ra["history"]] == [h["val_acc"] for h in rb["history"]]

@@ -250,3 +250,14 @@ def test_training_starts_from_local_gpt2_weights(tmp_path):
     torch.testing.assert_close(wte[:base_vocab], saved.token_embeddings.detach(), atol=1e-6, rtol=0)
     torch.testing.assert_close(wte[base_vocab:], saved.token_embeddings.detach().mean(0).expand(5, -1), atol=1e-6, rtol=0)
     torch.testing.assert_close(system.model.transformer.wpe.weight.detach(), saved.transformer.wpe.weight, atol=1e-6, rtol=0)
+
+
+def test_training_is_bitwise_deterministic_with_bucketed_batches(tmp_path):
+    weights = []
+    for run in range(2):
+        torch.manual_seed(0)
+        system = LatentCoTSystem(mode="coconut", uniform_prob=0.3, **MODEL)
+        trainer(tmp_path / str(run), max_epochs=3).fit(system, datamodule=LatentDataModule(**{**DATA, "bucket": True}))
+        weights.append(system.model.state_dict())
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key

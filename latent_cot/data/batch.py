@@ -15,6 +15,20 @@ import torch
 from latent_cot.data.render import IGNORE
 
 
+def anchor_of(sequence: Sequence[int], align_id: int | None) -> int:
+    """The column `collate` aligns this row on, counted from the row's start: its first align_id, else its end."""
+    if align_id is not None and align_id in sequence:
+        return list(sequence).index(align_id)
+    return len(sequence)
+
+
+def padding_key(sequence: Sequence[int], align_id: int | None) -> tuple[int, int]:
+    """(positions before the anchor, positions from it on): rows with close keys pad little when
+    collated together, since a batch is as wide as its largest head plus its largest tail."""
+    anchor = anchor_of(sequence, align_id)
+    return anchor, len(sequence) - anchor
+
+
 def collate(
     sequences: Sequence[Sequence[int]],
     pad_id: int,
@@ -28,12 +42,7 @@ def collate(
     align_id every row is left-padded to end in the last column.
     """
     lengths = [len(s) for s in sequences]
-    anchors = []  # column of the aligned token, counted from the row's start
-    for seq in sequences:
-        anchor = len(seq)
-        if align_id is not None and align_id in seq:
-            anchor = list(seq).index(align_id)
-        anchors.append(anchor)
+    anchors = [anchor_of(seq, align_id) for seq in sequences]
     lead = max(anchors)
     left = [lead - a for a in anchors]
     width = max(p + n for p, n in zip(left, lengths))
