@@ -73,3 +73,19 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
         history=list(state.get("history", [])),
         best=state.get("best"),
     )
+
+
+TRAINING_ONLY = ("optimizer_states", "lr_schedulers", "callbacks", "loops")  # what only resuming needs
+
+
+def export_run(ckpt_path: str | Path, out_path: str | Path) -> Path:
+    """Write a copy of a training checkpoint without its optimizer and loop state: about a third of
+    the size, and everything load_run, `evaluate`, `inspect` and `init_from` read (weights,
+    tokenizer, config, curriculum, history). It cannot resume training mid-run."""
+    from latent_cot.checkpoint_io import save_atomically
+
+    checkpoint = read_checkpoint(ckpt_path)
+    if CHECKPOINT_KEY not in checkpoint:
+        raise ValueError(f"{ckpt_path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
+    save_atomically({k: v for k, v in checkpoint.items() if k not in TRAINING_ONLY}, out_path)
+    return Path(out_path)

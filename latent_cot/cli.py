@@ -20,6 +20,7 @@ SUBCOMMANDS = {  # name: (module, one-line help)
     "compare": ("latent_cot.compare", "train several modes on equal terms and write a results table"),
     "evaluate": ("latent_cot.evaluate_cli", "evaluate a checkpoint on a data file"),
     "inspect": ("latent_cot.inspect_cli", "look inside continuous thoughts of a checkpoint"),
+    "export": ("latent_cot.export_cli", "copy a checkpoint without optimizer state, to share or commit"),
     "curves": ("latent_cot.curves_cli", "plot and tabulate the validation history of training runs"),
     "bench": ("latent_cot.bench", "time the latent forward against the plain forward, and batched generation"),
 }

@@ -23,6 +23,8 @@ from latent_cot.provenance import provenance_lines
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", nargs="+", required=True, metavar="CKPT", help="checkpoints written by `latent-cot fit`")
     parser.add_argument("--label", nargs="+", metavar="LABEL", help="one label per checkpoint (default: its mode)")
+    parser.add_argument("--offset", nargs="+", type=int, metavar="EPOCHS",
+                        help="epochs to shift each run by, e.g. a run continued from another one's epoch 8 (default 0)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for curves.png, curves.md, curves.json")
     parser.add_argument("--title", default="learning curves", help="plot title")
 
@@ -36,7 +38,7 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for index, run in enumerate(runs):
         colour = f"C{index % 10}"
-        epochs = [row["epoch"] + 1 for row in run["history"]]
+        epochs = [run["offset"] + row["epoch"] + 1 for row in run["history"]]
         acc_ax.plot(epochs, [100 * row["val_acc"] for row in run["history"]], color=colour, marker=".", label=run["label"])
         stage = [100 * row.get("val_acc_stage", row["val_acc"]) for row in run["history"]]
         if stage != [100 * row["val_acc"] for row in run["history"]]:
@@ -56,11 +58,12 @@ def curves_markdown(runs: list[dict[str, Any]], title: str) -> str:
     lines = [f"# {title}", ""]
     for run in runs:
         best = run["best"]
-        best_text = f"best final-layout accuracy {100 * best['val_acc']:.1f}% at epoch {best['epoch'] + 1}" if best else "no best yet"
-        lines += [f"## {run['label']}", "", f"`{run['ckpt']}` (mode {run['mode']}; {best_text})", "",
+        best_text = f"best final-layout accuracy {100 * best['val_acc']:.1f}% at epoch {run['offset'] + best['epoch'] + 1}" if best else "no best yet"
+        shift = f"; epochs counted from {run['offset']}" if run["offset"] else ""
+        lines += [f"## {run['label']}", "", f"`{run['ckpt']}` (mode {run['mode']}; {best_text}{shift})", "",
                   "| epoch | stage | val acc (final) | val acc (stage) | val loss | train loss |", "|---|---|---|---|---|---|"]
         for row in run["history"]:
-            lines.append(f"| {row['epoch'] + 1} | {row['stage']} | {100 * row['val_acc']:.1f} | "
+            lines.append(f"| {run['offset'] + row['epoch'] + 1} | {row['stage']} | {100 * row['val_acc']:.1f} | "
                          f"{100 * row.get('val_acc_stage', row['val_acc']):.1f} | {row['val_loss']:.3f} | {row['train_loss']:.3f} |")
         lines.append("")
     return "\n".join(lines + provenance_lines()) + "\n"
@@ -69,13 +72,15 @@ def curves_markdown(runs: list[dict[str, Any]], title: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from latent_cot.checkpoint import load_run
 
-    if args.label and len(args.label) != len(args.ckpt):
-        raise ValueError(f"--label: got {len(args.label)} labels for {len(args.ckpt)} checkpoints")
+    for name in ("label", "offset"):
+        given = getattr(args, name)
+        if given and len(given) != len(args.ckpt):
+            raise ValueError(f"--{name}: got {len(given)} values for {len(args.ckpt)} checkpoints")
     runs = []
     for index, path in enumerate(args.ckpt):
         loaded = load_run(path)
         runs.append({"label": args.label[index] if args.label else loaded.mode, "ckpt": str(path), "mode": loaded.mode,
-                     "history": loaded.history, "best": loaded.best})
+                     "offset": args.offset[index] if args.offset else 0, "history": loaded.history, "best": loaded.best})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(runs, out / "curves.png", args.title)

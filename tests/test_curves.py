@@ -31,4 +31,6 @@ def test_curves_reproduce_the_history_of_each_run(tmp_path, capsys):
     assert f"| 3 | 2 | {100 * row['val_acc']:.1f} | {100 * row['val_acc_stage']:.1f} | {row['val_loss']:.3f} |" in table
     assert (out / "curves.png").stat().st_size > 1000
     assert main(["curves", "--ckpt", *paths, "--label", "one", "--out", str(out)]) == 2
-    assert "--label: got 1 labels for 2 checkpoints" in capsys.readouterr().err
+    assert "--label: got 1 values for 2 checkpoints" in capsys.readouterr().err
+    assert main(["curves", "--ckpt", paths[1], "--offset", "8", "--out", str(out)]) == 0  # continued from epoch 8
+    assert f"| 11 | 2 | {100 * row['val_acc']:.1f} |" in (out / "curves.md").read_text()
