@@ -17,6 +17,10 @@ def test_bench_runs_and_reports_every_figure():
     assert [r["k"] for r in rows] == [0, 2]
     for r in rows:
         assert r["latent_ms"] > 0 and r["plain_ms"] > 0 and r["latent_mb"] > 0 and r["batched_eps"] > 0
+    # With no thoughts the latent step is the plain step: the same peak memory, to the byte. With
+    # thoughts it keeps the per-thought cache chunks for backward, so it needs more.
+    assert rows[0]["latent_mb"] == rows[0]["plain_mb"] and rows[1]["latent_mb"] > rows[1]["plain_mb"]
+    assert rows[1]["seq_len"] == rows[0]["seq_len"] + 2  # two thought slots, same question and answer
 
 
 def test_train_bench_compares_a_baseline_checkout_with_this_code(tmp_path):
