@@ -50,11 +50,16 @@ class LoadedRun:
         return self.schedule.max_thoughts() if self.mode in SLOT_MODES else 0
 
 
-def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
-    path = Path(ckpt_path)
-    checkpoint = read_checkpoint(path, map_location)  # one CheckpointError line for a missing or damaged file
+def _read_run_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, refused in one line if missing, damaged or not written by latent_cot."""
+    checkpoint = read_checkpoint(path, map_location)
     if CHECKPOINT_KEY not in checkpoint:
         raise ValueError(f"{path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
+    return checkpoint
+
+
+def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> LoadedRun:
+    checkpoint = _read_run_checkpoint(ckpt_path, map_location)
     state = checkpoint[CHECKPOINT_KEY]
     model = GPT(GPTConfig.from_dict(state["gpt_config"]))
     weights = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
@@ -84,8 +89,6 @@ def export_run(ckpt_path: str | Path, out_path: str | Path) -> Path:
     tokenizer, config, curriculum, history). It cannot resume training mid-run."""
     from latent_cot.checkpoint_io import save_atomically
 
-    checkpoint = read_checkpoint(ckpt_path)
-    if CHECKPOINT_KEY not in checkpoint:
-        raise ValueError(f"{ckpt_path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
+    checkpoint = _read_run_checkpoint(ckpt_path)
     save_atomically({k: v for k, v in checkpoint.items() if k not in TRAINING_ONLY}, out_path)
     return Path(out_path)

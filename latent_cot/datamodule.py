@@ -356,26 +356,14 @@ def check_data_config(h: Any) -> None:
     if h.task is None and h.train_path is None:
         raise ConfigError("data.task / data.train_path: give a task to generate or a training file")
     if h.task is not None:
-        from latent_cot.data.tasks import TASKS, knobs_of
-
-        if h.task not in TASKS:
-            raise ConfigError(f"data.task: unknown task {h.task!r}; known tasks: {', '.join(TASKS)}")
-        unknown = sorted(set(h.knobs or {}) - set(knobs_of(h.task)))
-        if unknown:
-            raise ConfigError(f"data.knobs: task {h.task!r} has no knob(s) {unknown}; its knobs: {sorted(knobs_of(h.task))}")
+        _check_task("data.task", "data.knobs", h.task, h.knobs)
     for index, part in enumerate(h.mix or []):
         key = f"data.mix[{index}]"
         if not isinstance(part, dict) or set(part) - {"task", "n", "knobs"} or "task" not in part or "n" not in part:
             raise ConfigError(f"{key}: expected {{task: NAME, n: COUNT, knobs: {{...}}}}, got {part!r}")
-        from latent_cot.data.tasks import TASKS, knobs_of
-
-        if part["task"] not in TASKS:
-            raise ConfigError(f"{key}.task: unknown task {part['task']!r}; known tasks: {', '.join(TASKS)}")
+        _check_task(f"{key}.task", f"{key}.knobs", part["task"], part.get("knobs"))
         if not isinstance(part["n"], int) or part["n"] < 1:
             raise ConfigError(f"{key}.n: must be a positive integer, got {part['n']!r}")
-        unknown = sorted(set(part.get("knobs") or {}) - set(knobs_of(part["task"])))
-        if unknown:
-            raise ConfigError(f"{key}.knobs: task {part['task']!r} has no knob(s) {unknown}")
     if h.valid_path is None and (h.task is None or h.n_valid < 1):
         raise ConfigError("data.valid_path / data.n_valid: validation needs held-out examples")
     if h.gpt2_dir is not None and not (Path(h.gpt2_dir) / "tokenizer.json").is_file():
@@ -383,3 +371,14 @@ def check_data_config(h: Any) -> None:
     for key in ("batch_size", "valid_batch_size"):
         if getattr(h, key) < 1:
             raise ConfigError(f"data.{key}: must be >= 1, got {getattr(h, key)}")
+
+
+def _check_task(task_key: str, knobs_key: str, task: str, knobs: dict[str, Any] | None) -> None:
+    """A generated task must exist and accept every knob given (the main splits' and each mixed-in set's)."""
+    from latent_cot.data.tasks import TASKS, knobs_of
+
+    if task not in TASKS:
+        raise ConfigError(f"{task_key}: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    unknown = sorted(set(knobs or {}) - set(knobs_of(task)))
+    if unknown:
+        raise ConfigError(f"{knobs_key}: task {task!r} has no knob(s) {unknown}; its knobs: {sorted(knobs_of(task))}")

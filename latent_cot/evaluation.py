@@ -65,6 +65,14 @@ def is_correct(generated: str, expected_answer: str) -> bool:
     return bool(predicted) and normalize_answer(predicted) == normalize_answer(expected_answer)
 
 
+def indices_by_k(ks: Sequence[int]) -> dict[int, list[int]]:
+    """{k: indices of the examples with k thoughts}, in increasing k: batches of equal k."""
+    by_k: dict[int, list[int]] = {}
+    for index, k in enumerate(ks):
+        by_k.setdefault(k, []).append(index)
+    return dict(sorted(by_k.items()))
+
+
 @torch.no_grad()
 def evaluate(
     model: GPT,
@@ -82,14 +90,12 @@ def evaluate(
     ks = [n_thoughts] * len(examples) if isinstance(n_thoughts, int) else [int(k) for k in n_thoughts]
     if len(ks) != len(examples):
         raise ValueError(f"n_thoughts: got {len(ks)} values for {len(examples)} examples")
-    by_k: dict[int, list[int]] = {}
-    for index, k in enumerate(ks):
-        by_k.setdefault(k, []).append(index)
+    by_k = indices_by_k(ks)
     was_training = model.training
     model.eval()
     records: list[Record | None] = [None] * len(examples)
     start = time.perf_counter()
-    for k, indices in sorted(by_k.items()):
+    for k, indices in by_k.items():
         for begin in range(0, len(indices), batch_size):
             chunk = indices[begin:begin + batch_size]
             out = generate(model, tokenizer, [examples[i] for i in chunk], mode, k, max_new_tokens=max_new_tokens,

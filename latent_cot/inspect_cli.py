@@ -69,10 +69,9 @@ def _groups_by_k(examples: list, loaded, forced: int | None) -> list[tuple[int |
         return [(None, examples)]
     if forced is not None:
         return [(forced, examples)]
-    groups: dict[int, list] = {}
-    for example, k in zip(examples, loaded.thoughts_for(examples)):
-        groups.setdefault(k, []).append(example)
-    return sorted(groups.items())
+    from latent_cot.evaluation import indices_by_k
+
+    return [(k, [examples[i] for i in indices]) for k, indices in indices_by_k(loaded.thoughts_for(examples)).items()]
 
 
 def _print_report(report, show: int) -> None:

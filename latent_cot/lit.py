@@ -298,11 +298,12 @@ class LatentCoTSystem(L.LightningModule):
         loss_sum, n_tokens = self.forward_loss(batch)
         self.log("val/loss", loss_sum / n_tokens.clamp(min=1), prog_bar=True, sync_dist=True, batch_size=int(n_tokens))
 
-    def decode(self, examples, stage: int | None = None):
-        """Generate for `examples`, each with its own k at `stage`'s layout (default: the final one)."""
+    def decode(self, examples, ks: list[int] | None = None):
+        """Generate for `examples` with k thoughts each (default: each example's final-layout k)."""
         from latent_cot.evaluation import evaluate
 
-        ks = self.schedule.eval_thoughts(self.mode, (len(e.steps) for e in examples), stage)
+        if ks is None:
+            ks = self.schedule.eval_thoughts(self.mode, (len(e.steps) for e in examples))
         return evaluate(self.model, self.tokenizer, examples, self.mode, ks,
                         batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens,
                         tau=self.hparams.tau, soft_top_k=self.hparams.soft_top_k)
@@ -316,12 +317,12 @@ class LatentCoTSystem(L.LightningModule):
         examples = self.trainer.datamodule.valid_examples
         examples = examples if self.hparams.eval_limit is None else examples[:self.hparams.eval_limit]
         stage = self.schedule.stage_at(self.current_epoch)
-        result = self.decode(examples)
         steps = [len(e.steps) for e in examples]
-        same_layout = self.schedule.eval_thoughts(self.mode, steps, stage) == self.schedule.eval_thoughts(self.mode, steps)
+        final_ks, stage_ks = self.schedule.eval_thoughts(self.mode, steps), self.schedule.eval_thoughts(self.mode, steps, stage)
+        result = self.decode(examples, final_ks)
         # At stage s Coconut decodes with the stage's thoughts and lets the model write the rest;
-        # cot, no_cot and no_thought prompts never change, so one decoding serves both.
-        at_stage = result if same_layout or self.mode not in SLOT_MODES else self.decode(examples, stage)
+        # where that prompt is the final one (cot, no_cot, no_thought, the last stage) one decoding serves both.
+        at_stage = result if stage_ks == final_ks else self.decode(examples, stage_ks)
         self.log("val/acc", result.accuracy, prog_bar=True)
         self.log("val/acc_stage", at_stage.accuracy)
         self.log("val/tokens", result.mean_tokens, prog_bar=True)
