@@ -66,6 +66,43 @@ def test_prosqa_defaults_match_the_real_distribution(real_file):
     assert gp == rp == (2, 6)
 
 
+def _reachable(edges, start):
+    children = {}
+    for src, dst in edges:
+        children.setdefault(src, []).append(dst)
+    seen, todo = {start}, [start]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def _sides_and_shortcut(examples):
+    """(share with the real file's two-sided structure, accuracy of 'the option with more ancestors')."""
+    two_sided, shortcut = 0, 0.0
+    for e in examples:
+        x = e.extra
+        from_root, from_rival = _reachable(x["edges"], x["root"]), _reachable(x["edges"], 1 - x["root"])
+        two_sided += x["target"] not in from_rival and x["neg_target"] in from_rival - from_root
+        ancestors = [sum(node in _reachable(x["edges"], s) for s in range(len(x["idx_to_symbol"]))) for node in (x["target"], x["neg_target"])]
+        shortcut += 1.0 if ancestors[0] > ancestors[1] else 0.5 if ancestors[0] == ancestors[1] else 0.0
+    return two_sided / len(examples), shortcut / len(examples)
+
+
+def test_prosqa_has_the_real_two_sides_and_no_ancestor_shortcut(real_file):
+    # The real graphs are two families (each main person's) that share only a few leaves; the right
+    # option is the root's alone, the wrong one the other person's. A generator without that split
+    # let "pick the option with more ancestors" score 99%, which a model learned and which fails on
+    # the real file (46% against 100% on generated graphs).
+    real_sides, real_shortcut = _sides_and_shortcut(real_prosqa(real_file))
+    made_sides, made_shortcut = _sides_and_shortcut(make_examples("prosqa", 300, seed=0))
+    assert real_sides == made_sides == 1.0
+    assert abs(made_shortcut - real_shortcut) < 0.10, (made_shortcut, real_shortcut)
+    assert _sides_and_shortcut(make_examples("prosqa_small", 300, seed=0))[0] == 1.0
+
+
 def test_prosqa_small_is_small():
     examples = make_examples("prosqa_small", 200, seed=0)
     assert max(len(e.extra["idx_to_symbol"]) for e in examples) <= 7

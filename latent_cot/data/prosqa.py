@@ -10,7 +10,8 @@ A rendered example (facts shuffled, one sentence each; exactly one option is rea
 The graph fields follow the real file (ProsQA valid, Coconut's release): nodes are numbered in
 topological order with two people at indices 0 and 1 (one of them the root), every node without
 parents is a person and every person has no parents, both options are leaves, and `edges` is
-ordered by destination. The defaults reproduce the real distribution of nodes, edges, people and
+ordered by destination. The concepts split into the two people's families, which share only a few
+leaves: the right option descends from the root alone, the wrong one from the other person alone. The defaults reproduce the real distribution of nodes, edges, people and
 answer-chain lengths; the histograms below were measured on prosqa_valid.json.
 """
 from __future__ import annotations
@@ -43,6 +44,8 @@ REAL_PARENTS = {1: 2989, 2: 1899, 3: 848, 4: 256, 5: 80, 6: 17, 7: 3}  # in-degr
 # Parents are drawn with weight RECENCY ** (distance back in node order): without the bias the
 # first two people collect most edges and graphs are too shallow for 5- and 6-step chains.
 RECENCY = 0.9
+P_SHARED = 0.06  # concepts with a parent on each side: 1.3 of ~21 per real graph, nearly all leaves
+SHARED = 2
 MAX_ATTEMPTS = 2000  # graphs drawn per example before the parameters are declared impossible
 
 DEFAULTS = dict(nodes=(17, 28), people=(2, 6), steps=(3, 6), max_parents=7, concepts=len(CONCEPTS), persons=len(PERSONS))
@@ -101,32 +104,46 @@ def _distances(children: list[list[int]], start: int) -> dict[int, int]:
 
 
 def _draw_graph(rng: random.Random, n_nodes: int, n_people: int, n_parents) -> tuple[list[bool], list[list[int]]]:
-    """Nodes in topological order; returns (is_person, parents of each node)."""
+    """Nodes in topological order; returns (is_person, parents of each node).
+
+    Two sides, as in the real graphs: every concept descends from person 0 or from person 1, never
+    both, except a few leaves with parents on each side (SHARED). Without the split, most concepts
+    descend from both people and the right option is simply the one with more ancestors (99% of
+    generated examples, 65% of real ones), a shortcut that does not transfer to the real file.
+    """
     is_person = [False] * n_nodes
     is_person[0] = is_person[1] = True
     # Extra people never take the last slots: a person needs a later concept to point at.
     for slot in rng.sample(range(2, n_nodes - 1), n_people - 2):
         is_person[slot] = True
+    side = [0, 1] + [rng.randrange(2) for _ in range(2, n_nodes)]  # SHARED marks the two-sided leaves
     parents: list[list[int]] = [[] for _ in range(n_nodes)]
     for node in range(2, n_nodes):
         if is_person[node]:
             continue
-        earlier = list(range(node))
-        weights = [RECENCY ** (node - 1 - j) for j in earlier]
-        chosen: list[int] = []
-        for _ in range(min(n_parents(rng), node)):
-            pick = rng.choices(earlier, weights)[0]
-            index = earlier.index(pick)
-            earlier.pop(index)
-            weights.pop(index)
-            chosen.append(pick)
+        shared = rng.random() < P_SHARED
+        if shared:
+            side[node] = SHARED
+        pools = [[j for j in range(node) if side[j] == s] for s in ((0, 1) if shared else (side[node],))]
+        count = max(n_parents(rng), len(pools))
+        chosen = [_recent(rng, pool, node) for pool in pools]  # a shared leaf takes one parent per side
+        rest = [j for pool in pools for j in pool if j not in chosen]
+        while rest and len(chosen) < count:
+            chosen.append(_recent(rng, rest, node))
+            rest.remove(chosen[-1])
         parents[node] = chosen
     # A person with no fact about them would be dead weight in the question: give each one a child.
     for person in (i for i in range(n_nodes) if is_person[i]):
         if not any(person in p for p in parents):
-            later = [j for j in range(person + 1, n_nodes) if not is_person[j]]
+            later = [j for j in range(person + 1, n_nodes) if not is_person[j] and side[j] == side[person]]
+            later = later or [j for j in range(person + 1, n_nodes) if not is_person[j]]
             parents[rng.choice(later)].append(person)
     return is_person, parents
+
+
+def _recent(rng: random.Random, pool: list[int], node: int) -> int:
+    """One of `pool`, weighted by RECENCY ** (distance back from `node`)."""
+    return rng.choices(pool, [RECENCY ** (node - 1 - j) for j in pool])[0]
 
 
 def generate(rng: random.Random, n: int, nodes=DEFAULTS["nodes"], people=DEFAULTS["people"], steps=DEFAULTS["steps"],
@@ -157,10 +174,11 @@ def _one(rng, pick_nodes, pick_people, pick_steps, n_parents, person_names, conc
             for p in ps:
                 children[p].append(node)
         root = rng.randrange(2)
-        dist = _distances(children, root)
+        dist, rival = _distances(children, root), _distances(children, 1 - root)
         leaves = [i for i in range(n_nodes) if not children[i]]
-        targets = [i for i in leaves if dist.get(i) == n_steps]
-        negatives = [i for i in leaves if i not in dist]
+        # As in the real file: the right option is the root's alone, the wrong one the other person's.
+        targets = [i for i in leaves if dist.get(i) == n_steps and i not in rival]
+        negatives = [i for i in leaves if i in rival and i not in dist]
         if targets and negatives:
             break
     else:
