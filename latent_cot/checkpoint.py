@@ -39,6 +39,7 @@ class LoadedRun:
     global_step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)  # one row per decoded validation epoch
     best: dict[str, float] | None = None  # {"epoch", "val_acc"} of the best final-layout validation accuracy
+    train_seconds: float | None = None  # wall time trained up to this checkpoint (None: written before it was kept)
 
     def thoughts_for(self, examples: Sequence[Example]) -> list[int]:
         """k per example at the final layout, as the run was trained: what evaluation uses."""
@@ -77,6 +78,7 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
         global_step=int(checkpoint.get("global_step", 0)),
         history=list(state.get("history", [])),
         best=state.get("best"),
+        train_seconds=state.get("train_seconds"),
     )
 
 

@@ -22,6 +22,7 @@ SUBCOMMANDS = {  # name: (module, one-line help)
     "inspect": ("latent_cot.inspect_cli", "look inside continuous thoughts of a checkpoint"),
     "export": ("latent_cot.export_cli", "copy a checkpoint without optimizer state, to share or commit"),
     "curves": ("latent_cot.curves_cli", "plot and tabulate the validation history of training runs"),
+    "table": ("latent_cot.table_cli", "score trained checkpoints on one data file and write a comparison table"),
     "bench": ("latent_cot.bench", "time the latent forward against the plain forward, and batched generation"),
 }
 

@@ -158,39 +158,51 @@ def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[s
             (out / "configs" / f"{mode}_seed{seed}.yaml").write_text(run.pop("config"))
             runs.append(run)
             print(f"[compare] {mode} seed {seed}: accuracy {run['accuracy']:.3f}, {run['train_seconds']:.0f} s", flush=True)
-    rows = []
-    for mode in modes:
-        mine = [r for r in runs if r["mode"] == mode]
-        acc_mean, acc_std = _mean_std([r["accuracy"] for r in mine])
-        rows.append({
-            "mode": mode, "accuracy_mean": acc_mean, "accuracy_std": acc_std,
-            "mean_tokens": statistics.fmean(r["mean_tokens"] for r in mine),
-            "ms_per_example": statistics.fmean(r["ms_per_example"] for r in mine),
-            "train_seconds": statistics.fmean(r["train_seconds"] for r in mine),
-            "mean_thoughts": statistics.fmean(r["mean_thoughts"] for r in mine), "n_test": mine[0]["n_test"],
-            "tested_epochs": [r["tested_epoch"] for r in mine],
-        })
+    rows = summarize(runs)
     results = {
         "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes,
         "configs": configs, "overrides": overrides, "rows": rows, "runs": runs,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown_table(rows, len(seeds))
+    table = markdown_table(rows)
     (out / "results.md").write_text(results_markdown(results, table))
     plot_accuracy(runs, out / "accuracy.png")
     print(table)
     return results
 
 
-def markdown_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
-    acc_header = f"accuracy (mean ± std, {n_seeds} seeds)" if n_seeds > 1 else "accuracy"
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per mode (in order of first appearance): accuracy mean ± std over its runs (seeds), the rest averaged."""
+    rows = []
+    for mode in dict.fromkeys(r["mode"] for r in runs):
+        mine = [r for r in runs if r["mode"] == mode]
+        acc_mean, acc_std = _mean_std([r["accuracy"] for r in mine])
+        times = [r["train_seconds"] for r in mine]
+        rows.append({
+            "mode": mode, "accuracy_mean": acc_mean, "accuracy_std": acc_std,
+            "mean_tokens": statistics.fmean(r["mean_tokens"] for r in mine),
+            "ms_per_example": statistics.fmean(r["ms_per_example"] for r in mine),
+            "train_seconds": statistics.fmean(times) if None not in times else None,
+            "mean_thoughts": statistics.fmean(r["mean_thoughts"] for r in mine), "n_test": mine[0]["n_test"],
+            "tested_epochs": [r["tested_epoch"] for r in mine], "n_runs": len(mine),
+        })
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    counts = {r["n_runs"] for r in rows}
+    mixed = len(counts) > 1  # e.g. more seeds for some modes: each row says how many
+    acc_header = "accuracy" + (f" (mean ± std, {counts.pop()} seeds)" if not mixed and max(counts) > 1 else
+                               " (mean ± std over seeds)" if mixed else "")
     lines = [f"| mode | {acc_header} | tokens generated | thoughts | ms / example | train time (s) | tested epoch |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        acc = f"{100 * r['accuracy_mean']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if n_seeds > 1 else "")
+        acc = f"{100 * r['accuracy_mean']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if r["n_runs"] > 1 else "")
+        acc += f" ({r['n_runs']} seeds)" if mixed and r["n_runs"] > 1 else ""
         epochs = ", ".join(str(e + 1) for e in r["tested_epochs"])
+        seconds = "—" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
         lines.append(f"| {r['mode']} | {acc} | {r['mean_tokens']:.1f} | {r['mean_thoughts']:.1f} | {r['ms_per_example']:.2f} "
-                     f"| {r['train_seconds']:.0f} | {epochs} |")
+                     f"| {seconds} | {epochs} |")
     return "\n".join(lines) + "\n"
 
 

@@ -61,34 +61,47 @@ def unknown_share(tokenizer, examples) -> tuple[int, int]:
     return unknown, total
 
 
-def run(args: argparse.Namespace) -> int:
-    from latent_cot.checkpoint import load_run
+def examples_for(loaded, data: str | Path, compact: bool = False, limit: int | None = None) -> list:
+    """The examples of `data`, rendered as the checkpoint was trained (compact or not), first `limit`."""
     from latent_cot.data.example import DataError
     from latent_cot.data.loaders import load_examples
-    from latent_cot.evaluation import evaluate
 
-    loaded = load_run(args.ckpt)
-    examples = load_examples(args.data)
-    if args.compact or loaded.data_hparams.get("compact"):
+    examples = load_examples(data)
+    if compact or loaded.data_hparams.get("compact"):
         from latent_cot.data.compact import compact_example
 
         examples = [compact_example(e) for e in examples]
-    if args.limit is not None:
-        examples = examples[:args.limit]
+    if limit is not None:
+        examples = examples[:limit]
     if not examples:
-        raise DataError(f"{args.data}: no examples to evaluate" + (" (--limit 0)" if args.limit == 0 else ""))
+        raise DataError(f"{data}: no examples to evaluate" + (" (--limit 0)" if limit == 0 else ""))
+    return examples
+
+
+def score(loaded, examples, n_thoughts: int | None = None, batch_size: int = 64, max_new_tokens: int | None = None):
+    """evaluate() with the run's own settings: each example's final-layout k unless `n_thoughts` forces one."""
+    from latent_cot.evaluation import evaluate
+
+    k = loaded.thoughts_for(examples) if n_thoughts is None else n_thoughts
+    max_new = max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
+    return evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=batch_size,
+                    max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)),
+                    soft_top_k=loaded.hparams.get("soft_top_k"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from latent_cot.checkpoint import load_run
+
+    loaded = load_run(args.ckpt)
+    examples = examples_for(loaded, args.data, args.compact, args.limit)
     if args.out:
         check_out(Path(args.out))
     unknown, total = unknown_share(loaded.tokenizer, examples)
     if unknown:
         print(f"warning: {100 * unknown / total:.1f}% of the tokens in {args.data} ({unknown} of {total}) are words the "
               f"checkpoint's tokenizer never saw, read as <unk>: is this the data the model was trained for?", file=sys.stderr)
-    k = loaded.thoughts_for(examples) if args.n_thoughts is None else args.n_thoughts
-    max_new = args.max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
-    result = evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=args.batch_size,
-                      max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)),
-                      soft_top_k=loaded.hparams.get("soft_top_k"))
-    k_text = f"k={k}" if args.n_thoughts is not None else f"k per example (mean {result.mean_thoughts:.2f})"
+    result = score(loaded, examples, args.n_thoughts, args.batch_size, args.max_new_tokens)
+    k_text = f"k={args.n_thoughts}" if args.n_thoughts is not None else f"k per example (mean {result.mean_thoughts:.2f})"
     print(f"mode {loaded.mode}, {k_text}, {result.n_examples} examples: accuracy {100 * result.accuracy:.1f}%, "
           f"{result.mean_tokens:.1f} tokens, {result.ms_per_example:.2f} ms/example")
     if args.out:

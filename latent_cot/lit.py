@@ -21,6 +21,7 @@ continued into the latent curriculum.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,8 @@ class LatentCoTSystem(L.LightningModule):
         self._optimizer_period: int | None = None  # epoch or stage the optimizer state belongs to
         self._epoch_batches = 0  # batches trained in the current epoch (the data position)
         self._resume: dict[str, int] | None = None  # data position read from a checkpoint
+        self._train_seconds = 0.0  # wall time of the finished training epochs (validation included)
+        self._epoch_start: float | None = None
 
     # ----- building -----------------------------------------------------------------------
     def prepare_data_for(self, datamodule: LatentDataModule) -> None:
@@ -247,7 +250,14 @@ class LatentCoTSystem(L.LightningModule):
         self.log("train/stage", float(self.schedule.stage_at(self.current_epoch)), prog_bar=True)
         return loss
 
+    @property
+    def train_seconds(self) -> float:
+        """Wall time spent training so far (validation included), across resumes: kept in the checkpoint."""
+        running = time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
+        return self._train_seconds + running
+
     def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
         resume = self._resume
         self._epoch_batches = resume["batches"] if resume and resume["epoch"] == self.current_epoch else 0
         self._resume = None
@@ -256,6 +266,9 @@ class LatentCoTSystem(L.LightningModule):
             for optimizer in self.trainer.optimizers:
                 optimizer.state.clear()  # AdamW moments and step counts start afresh: a fresh optimizer
         self._optimizer_period = period
+
+    def on_train_epoch_end(self) -> None:
+        self._train_seconds, self._epoch_start = self.train_seconds, None
 
     def _period(self, epoch: int) -> int | None:
         """What the optimizer state belongs to: the epoch or the stage (None: it is never reset).
@@ -333,6 +346,7 @@ class LatentCoTSystem(L.LightningModule):
             "val_acc": result.accuracy, "val_acc_stage": at_stage.accuracy, "val_tokens": result.mean_tokens,
             "val_loss": float(metrics["val/loss"]) if "val/loss" in metrics else math.nan,
             "train_loss": float(metrics["train/loss"]) if "train/loss" in metrics else math.nan,
+            "train_seconds": self.train_seconds,
         })
         if self.best is None or result.accuracy > self.best["val_acc"]:
             self.best = {"epoch": self.current_epoch, "val_acc": result.accuracy}
@@ -360,6 +374,7 @@ class LatentCoTSystem(L.LightningModule):
             # Batches of this epoch already trained on; the data order itself follows from the seed.
             "data_position": {"epoch": self.current_epoch, "batches": self._epoch_batches},
             "history": list(self.history),
+            "train_seconds": self.train_seconds,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -375,3 +390,4 @@ class LatentCoTSystem(L.LightningModule):
         self.best = state.get("best")
         self._resume = dict(state["data_position"])
         self.history = list(state.get("history", []))
+        self._train_seconds = float(state.get("train_seconds", 0.0))

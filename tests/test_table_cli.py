@@ -1,0 +1,58 @@
+"""`latent-cot table`: scores runs as `evaluate` does, groups seeds by mode, counts the init_from run."""
+import json
+import statistics
+
+import pytest
+import torch
+
+from latent_cot.checkpoint import load_run
+from latent_cot.cli import main
+from latent_cot.data.loaders import write_json
+from latent_cot.data.tasks import make_examples
+from latent_cot.datamodule import LatentDataModule
+from latent_cot.lit import LatentCoTSystem
+from latent_cot.train_cli import RunCheckpoint
+from tests.test_training import DATA, MODEL, trainer
+
+
+def _fit(tmp_path, name, seed, **model):
+    torch.manual_seed(seed)
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / name))
+    trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=2).fit(
+        LatentCoTSystem(**{**MODEL, **model}), datamodule=LatentDataModule(**DATA))
+    return checkpoint.last_model_path
+
+
+@pytest.fixture(scope="module")
+def branched_runs(tmp_path_factory):
+    """A CoT stage-0 run and two coconut runs (seeds 1, 2) continued from it at stage 1."""
+    tmp = tmp_path_factory.mktemp("runs")
+    stage0 = _fit(tmp, "stage0", 0, mode="cot")
+    branch = dict(mode="coconut", init_from=stage0, start_stage=1, backbone_overrides=None)
+    return tmp, stage0, [_fit(tmp, f"coconut{seed}", seed, **branch) for seed in (1, 2)]
+
+
+def test_table_scores_like_evaluate_and_groups_seeds(branched_runs, capsys):
+    tmp, stage0, branches = branched_runs
+    data = tmp / "test.json"
+    write_json(make_examples("prosqa_small", 6, seed=9, steps=(1, 2)), data)
+    out = tmp / "table"
+    assert main(["table", "--ckpt", stage0, *branches, "--data", str(data), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    for i, path in enumerate(branches):
+        assert main(["evaluate", "--ckpt", path, "--data", str(data), "--out", str(tmp / f"eval{i}")]) == 0
+    single = [json.loads((tmp / f"eval{i}" / "summary.json").read_text())["accuracy"] for i in range(2)]
+    assert [r["accuracy"] for r in results["runs"][1:]] == single
+    cot, coconut = results["rows"]
+    assert (cot["mode"], cot["n_runs"], coconut["mode"], coconut["n_runs"]) == ("cot", 1, "coconut", 2)
+    assert coconut["accuracy_mean"] == pytest.approx(statistics.fmean(single))
+    assert coconut["accuracy_std"] == pytest.approx(statistics.stdev(single))
+    assert "± " in (out / "results.md").read_text() and (out / "accuracy.png").is_file()
+    assert len(list((out / "predictions").glob("*.jsonl"))) == 3
+
+    # A branch counts its stage-0 run: its history starts with stage 0's epochs, then its own, shifted.
+    own, parent = load_run(branches[0]), load_run(stage0)
+    assert [row["epoch"] for row in results["runs"][1]["history"]] == [0, 1, 2, 3]
+    assert results["runs"][1]["history"][:2] == parent.history
+    assert results["runs"][1]["train_seconds"] == pytest.approx(own.train_seconds + parent.train_seconds)
+    assert 0 < parent.history[-1]["train_seconds"] <= parent.train_seconds == results["runs"][0]["train_seconds"]
