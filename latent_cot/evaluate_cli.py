@@ -85,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
               f"checkpoint's tokenizer never saw, read as <unk>: is this the data the model was trained for?", file=sys.stderr)
     k = loaded.thoughts_for(examples) if args.n_thoughts is None else args.n_thoughts
     max_new = args.max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
-    result = evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=args.batch_size,
-                      max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)),
-                      soft_top_k=loaded.hparams.get("soft_top_k"))
+    result = evaluate(loaded.model, loaded.tokenizer, examples, loaded.method, k, batch_size=args.batch_size,
+                      max_new_tokens=max_new)
     k_text = f"k={k}" if args.n_thoughts is not None else f"k per example (mean {result.mean_thoughts:.2f})"
     print(f"mode {loaded.mode}, {k_text}, {result.n_examples} examples: accuracy {100 * result.accuracy:.1f}%, "
           f"{result.mean_tokens:.1f} tokens, {result.ms_per_example:.2f} ms/example")
