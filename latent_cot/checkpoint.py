@@ -45,7 +45,7 @@ class LoadedRun:
     method: Method | None = None  # the trained method, its own modules loaded (pass it where a mode goes)
 
     def __post_init__(self) -> None:
-        if self.method is None:  # a method without modules of its own needs no weights
+        if self.method is None:  # load_run then builds its modules and loads their weights
             self.method = build_method(self.mode, self.schedule, self.hparams.get("method"), self.hparams.get("addons"),
                                        tau=float(self.hparams.get("tau", 1.0)), soft_top_k=self.hparams.get("soft_top_k"))
 
@@ -74,27 +74,23 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
     weights = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
     model.load_state_dict(weights)
     model.eval()
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    schedule = Schedule(**state["schedule"])
-    method = build_method(state["mode"], schedule, hparams.get("method"), hparams.get("addons"),
-                          tau=float(hparams.get("tau", 1.0)), soft_top_k=hparams.get("soft_top_k"))
-    method.build(model)
-    method.load_state_dict({k[len(METHOD_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(METHOD_PREFIX)})
-    method.eval()
-    return LoadedRun(
+    run = LoadedRun(
         model=model,
         tokenizer=Tokenizer.from_json(state["tokenizer"]),
         mode=state["mode"],
-        schedule=schedule,
-        hparams=hparams,
+        schedule=Schedule(**state["schedule"]),
+        hparams=dict(checkpoint.get("hyper_parameters", {})),
         data_hparams=dict(checkpoint.get("datamodule_hyper_parameters", {})),
         stage=int(state.get("stage", 0)),
         epoch=int(checkpoint.get("epoch", 0)),
         global_step=int(checkpoint.get("global_step", 0)),
         history=list(state.get("history", [])),
         best=state.get("best"),
-        method=method,
     )
+    run.method.build(model)  # its own modules, then their trained weights
+    run.method.load_state_dict({k[len(METHOD_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(METHOD_PREFIX)})
+    run.method.eval()
+    return run
 
 
 TRAINING_ONLY = ("optimizer_states", "lr_schedulers", "callbacks", "loops")  # what only resuming needs

@@ -3,8 +3,9 @@
 Notation: B batch | T sequence | V vocab.
 
 The backbone (model.py) knows nothing of Lightning; this file adds the training step (the
-method's loss, methods/: one latent forward per batch for most), the optimizer (AdamW, optional warm-up and cosine decay, state reset
-per epoch, per stage or never), validation (teacher-forced loss at the current stage; generation at
+method's loss, methods/: one latent forward per batch for most), the optimizer (AdamW over the
+backbone and the method's own modules, optional warm-up and cosine decay, state reset per epoch,
+per stage or never), validation (teacher-forced loss at the current stage; generation at
 the final layout, `val/acc`, which picks the best checkpoint, and at the current stage's layout,
 `val/acc_stage`, what Coconut's validation measures) and a self-contained checkpoint (tokenizer,
 resolved GPT config, curriculum stage, data position, best validation epoch).
