@@ -187,6 +187,7 @@ def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[s
     results = {
         "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes,
         "configs": configs, "overrides": overrides, "rows": rows, "runs": runs,
+        "mode_configs": {mode: str(mode_file(configs, mode)) for mode in modes if mode_file(configs, mode)},
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown_table(rows, len(seeds))
@@ -221,7 +222,9 @@ def results_markdown(results: dict[str, Any], table: str) -> str:
         f"- git commit: {commit_text(git)}\n"
         f"- seeds: {results['seeds']}\n"
         f"- training configs: {', '.join(f'`{c}`' for c in results['configs'])}"
-        + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "") + "\n"
+        + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "")
+        + (f"; each mode's own file after them: {', '.join(f'`{c}`' for c in results['mode_configs'].values())}"
+           if results.get("mode_configs") else "") + "\n"
         "- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
         "- validation accuracy per epoch: `accuracy.png`\n"
     )

@@ -77,3 +77,8 @@ def test_each_mode_composes_its_own_file_beside_the_shared_config(monkeypatch, t
 
     with pytest.raises(ValueError, match=r"modes: unknown mode 'nonsense'.*no nonsense\.yaml beside the shared config"):
         compare(["nonsense"], [0], shared, out_dir=tmp_path)
+    from latent_cot.compare import results_markdown
+
+    results = {"name": "x", "command": "latent-cot compare", "git": {"commit": "abc", "dirty": False}, "seeds": [0],
+               "configs": shared, "overrides": [], "rows": [], "mode_configs": {"icot": "configs/prosqa_small/icot.yaml"}}
+    assert "each mode's own file after them: `configs/prosqa_small/icot.yaml`" in results_markdown(results, "")
