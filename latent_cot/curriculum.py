@@ -16,10 +16,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# The modes the layout functions below take by name (what `render(example, tokenizer, mode, layout)`
+# renders). Every method, these and the later ones, is registered in latent_cot.methods.
 MODES = ("no_cot", "cot", "coconut", "pause", "no_thought", "soft")
-THOUGHT_MODES = ("coconut", "soft")  # the thought slot is fed back from the model itself
 SLOT_MODES = ("coconut", "soft", "pause")  # <bot> slots <eot> sit between question and steps
-CURRICULUM_MODES = ("coconut", "soft", "pause", "no_thought")  # steps removed stage by stage
 
 
 def check_mode(mode: str) -> str:
