@@ -9,7 +9,8 @@ in unless a training name is used:
     Example, load_examples, write_json   the canonical example format and its loaders
     make_examples, make_splits           task generators (prosqa, prosqa_small, prontoqa, ...)
     compact_example                      compact rendering of graph tasks
-    Schedule, Layout, MODES              the curriculum
+    Schedule, Layout                     the curriculum
+    MODES, build_method                  the training methods, registered by name (methods/)
     render, render_prompt, collate       rendering for a mode/stage, batching
     training_text                        the full CoT text of an example (tokenizer corpus)
     latent_forward                       the efficient continuous-thought forward
@@ -42,7 +43,8 @@ _EXPORTS = {
     "compact_example": "latent_cot.data.compact",
     "Schedule": "latent_cot.curriculum",
     "Layout": "latent_cot.curriculum",
-    "MODES": "latent_cot.curriculum",
+    "MODES": "latent_cot.methods",
+    "build_method": "latent_cot.methods",
     "render": "latent_cot.data.render",
     "render_prompt": "latent_cot.data.render",
     "training_text": "latent_cot.data.render",

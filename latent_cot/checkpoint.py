@@ -1,10 +1,11 @@
 """Load a training checkpoint without knowing Lightning: backbone, tokenizer, mode, curriculum.
 
     run = load_run("runs/coconut/checkpoints/best.ckpt")
-    evaluate(run.model, run.tokenizer, examples, run.mode, run.thoughts_for(examples))
+    evaluate(run.model, run.tokenizer, examples, run.method, run.thoughts_for(examples))
 
 A checkpoint written by lit.LatentCoTSystem is self-contained: it holds the tokenizer, the
-resolved GPT config and the curriculum next to the weights.
+resolved GPT config and the curriculum next to the weights, and the method's own modules (a
+projection, a decoder, a stop head) under `method.`; `run.method` has them loaded.
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import torch
 
 from latent_cot.checkpoint_io import read_checkpoint
 from latent_cot.config import GPTConfig
-from latent_cot.curriculum import SLOT_MODES, Schedule
+from latent_cot.curriculum import Schedule
 from latent_cot.data.example import Example
+from latent_cot.methods import Method, build_method
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 
 CHECKPOINT_KEY = "latent_cot"
 MODEL_PREFIX = "model."  # the backbone's attribute name in the LightningModule
+METHOD_PREFIX = "method."  # the method's (its own modules)
 
 
 @dataclass
@@ -40,15 +43,21 @@ class LoadedRun:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per decoded validation epoch
     best: dict[str, float] | None = None  # {"epoch", "val_acc"} of the best final-layout validation accuracy
     train_seconds: float | None = None  # wall time trained up to this checkpoint (None: written before it was kept)
+    method: Method | None = None  # the trained method, its own modules loaded (pass it where a mode goes)
+
+    def __post_init__(self) -> None:
+        if self.method is None:  # load_run then builds its modules and loads their weights
+            self.method = build_method(self.mode, self.schedule, self.hparams.get("method"), self.hparams.get("addons"),
+                                       tau=float(self.hparams.get("tau", 1.0)), soft_top_k=self.hparams.get("soft_top_k"))
 
     def thoughts_for(self, examples: Sequence[Example]) -> list[int]:
         """k per example at the final layout, as the run was trained: what evaluation uses."""
-        return self.schedule.eval_thoughts(self.mode, (len(e.steps) for e in examples))
+        return self.method.eval_thoughts(len(e.steps) for e in examples)
 
     @property
     def max_thoughts(self) -> int:
         """The most thoughts any example gets at the final layout (max_stage * c for slot modes)."""
-        return self.schedule.max_thoughts() if self.mode in SLOT_MODES else 0
+        return self.method.max_eval_thoughts
 
 
 def _read_run_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -66,7 +75,7 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
     weights = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(MODEL_PREFIX)}
     model.load_state_dict(weights)
     model.eval()
-    return LoadedRun(
+    run = LoadedRun(
         model=model,
         tokenizer=Tokenizer.from_json(state["tokenizer"]),
         mode=state["mode"],
@@ -80,6 +89,10 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
         best=state.get("best"),
         train_seconds=state.get("train_seconds"),
     )
+    run.method.build(model)  # its own modules, then their trained weights
+    run.method.load_state_dict({k[len(METHOD_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(METHOD_PREFIX)})
+    run.method.eval()
+    return run
 
 
 TRAINING_ONLY = ("optimizer_states", "lr_schedulers", "callbacks", "loops")  # what only resuming needs

@@ -1,7 +1,9 @@
 """`latent-cot compare`: train several modes on equal terms and write a results table.
 
 Every mode gets the same backbone, data, seed(s) and number of epochs (the training config is
-shared; only `model.mode` changes). Each trained model is evaluated on the held-out test split at
+shared; only `model.mode` changes, plus the mode's own file where the shared config's folder has
+one: configs/prosqa_small/icot.yaml holds icot's removal schedule). A name that is not a mode but
+has such a file (step_decoder, adaptive_k) trains that file's variant under its own name. Each trained model is evaluated on the held-out test split at
 the final layout, with the weights of the epoch that had the best validation accuracy (Coconut's
 choice; its epoch is recorded). Written to <out_dir>/<name>/:
 
@@ -76,14 +78,25 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def mode_file(configs: list[str], mode: str) -> Path | None:
+    """The mode's own config beside the last shared one (e.g. configs/prosqa_small/icot.yaml), if any."""
+    if not configs:
+        return None
+    candidate = Path(configs[-1]).parent / f"{mode}.yaml"
+    return candidate if candidate.is_file() and candidate != Path(configs[-1]) else None
+
+
 def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Train and test one mode with one seed through the same CLI wiring as `latent-cot fit`."""
     from latent_cot.checkpoint_io import read_checkpoint
+    from latent_cot.methods import METHODS
     from latent_cot.progress import ProgressLines
     from latent_cot.train_cli import best_checkpoint_path, make_cli
 
-    args = [a for c in configs for a in ("--config", c)]
-    args += [f"--model.mode={mode}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run_dir}"]
+    own = mode_file(configs, mode)
+    args = [a for c in configs + ([str(own)] if own else []) for a in ("--config", c)]
+    args += [f"--model.mode={mode}"] if mode in METHODS else []  # a variant's file names its mode
+    args += [f"--seed_everything={seed}", f"--trainer.default_root_dir={run_dir}"]
     args += [f"--{o}" if not o.startswith("--") else o for o in overrides]
     cli = make_cli(args, run=False)
     if progress:
@@ -115,13 +128,14 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
     The results are written to a staging folder beside <out_dir>/<name>, which replaces it only at
     the end: an existing folder is refused unless `overwrite`, and a failed run leaves it as it was.
     """
-    from latent_cot.curriculum import check_mode
+    from latent_cot.methods import check_method_name
 
     for mode in modes:
         try:
-            check_mode(mode)
+            check_method_name(mode)
         except ValueError as error:
-            raise ValueError(f"modes: {error}") from None
+            if mode_file(configs, mode) is None:
+                raise ValueError(f"modes: {error}, and no {mode}.yaml beside the shared config") from None
     for c in configs:
         if not Path(c).is_file():
             raise FileNotFoundError(f"configs: {c} does not exist")
@@ -162,6 +176,7 @@ def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[s
     results = {
         "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes,
         "configs": configs, "overrides": overrides, "rows": rows, "runs": runs,
+        "mode_configs": {mode: str(mode_file(configs, mode)) for mode in modes if mode_file(configs, mode)},
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown_table(rows)
@@ -219,7 +234,9 @@ def results_markdown(results: dict[str, Any], table: str) -> str:
         f"- git commit: {commit_text(git)}\n"
         f"- seeds: {results['seeds']}\n"
         f"- training configs: {', '.join(f'`{c}`' for c in results['configs'])}"
-        + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "") + "\n"
+        + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "")
+        + (f"; each mode's own file after them: {', '.join(f'`{c}`' for c in results['mode_configs'].values())}"
+           if results.get("mode_configs") else "") + "\n"
         "- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
         "- validation accuracy per epoch: `accuracy.png`\n"
     )

@@ -16,10 +16,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# The modes the layout functions below take by name (what `render(example, tokenizer, mode, layout)`
+# renders). Every method, these and the later ones, is registered in latent_cot.methods.
 MODES = ("no_cot", "cot", "coconut", "pause", "no_thought", "soft")
-THOUGHT_MODES = ("coconut", "soft")  # the thought slot is fed back from the model itself
 SLOT_MODES = ("coconut", "soft", "pause")  # <bot> slots <eot> sit between question and steps
-CURRICULUM_MODES = ("coconut", "soft", "pause", "no_thought")  # steps removed stage by stage
 
 
 def check_mode(mode: str) -> str:
@@ -85,13 +85,16 @@ class Schedule:
             return Layout(0, 0, markers=False)
         if mode == "no_cot":
             return Layout(n_steps, 0, markers=False)
+        return self.curriculum_layout(n_steps, stage, slots=mode in SLOT_MODES)
+
+    def curriculum_layout(self, n_steps: int, stage: int, *, slots: bool) -> Layout:
+        """Stage `stage` of the curriculum: the first steps removed, with <bot> slots <eot> if `slots`."""
         if stage > self.max_stage:
             removed = n_steps
             thought_stages = self.max_stage if self.pad_to_max else min(n_steps, self.max_stage)
         else:
             removed, thought_stages = min(stage, n_steps), stage
-        slots = thought_stages * self.thoughts_per_step if mode in SLOT_MODES else 0
-        return Layout(removed, slots, markers=mode in SLOT_MODES)
+        return Layout(removed, thought_stages * self.thoughts_per_step if slots else 0, markers=slots)
 
     def final_layout(self, mode: str, n_steps: int) -> Layout:
         return self.layout(mode, n_steps, self.final_stage)
@@ -106,7 +109,10 @@ class Schedule:
         At an earlier stage s it is min(s * c, the final k), what Coconut's validation decodes with:
         the thoughts of the stage, after which the model writes the remaining steps itself.
         """
-        final = [self.final_thoughts(mode, n) for n in step_counts]
+        return self.thoughts_at_stage([self.final_thoughts(mode, n) for n in step_counts], stage)
+
+    def thoughts_at_stage(self, final: list[int], stage: int | None) -> list[int]:
+        """Each example's final k, cut to what `stage` decodes with: min(stage * c, k)."""
         if stage is None or stage >= self.final_stage:
             return final
         return [min(stage * self.thoughts_per_step, k) for k in final]

@@ -5,9 +5,11 @@ Notation: B batch | T sequence.
 The curriculum changes the data, so the training batches are built here, at the start of each
 epoch, from the epoch number alone:
 
-- the stage of every example is `Schedule.sample_stage(epoch, rng, n_steps)` with an rng seeded
-  by (seed, epoch), drawn in dataset order, so uniform mixing is reproducible and identical on every
-  process; the validation loss is mixed the same way (as Coconut's is);
+- the layout of every example is the method's `train_layout(epoch, rng, example)` (for the
+  curriculum methods the stage `Schedule.sample_stage(epoch, rng, n_steps)`), with an rng seeded
+  by (seed, epoch), drawn in dataset order, so uniform mixing (or iCoT's removal smoothing) is
+  reproducible and identical on every process; the validation loss is mixed the same way (as
+  Coconut's is);
 - the order is a permutation seeded by (seed, epoch); a global batch is `batch_size * world_size`
   consecutive indices of it, and process `rank` takes its `rank`-th share, so a DDP run sees the
   same global batches as one process with the same global batch;
@@ -30,11 +32,12 @@ from typing import Any, Callable, Iterator
 import lightning as L
 import torch
 
-from latent_cot.curriculum import CURRICULUM_MODES, SLOT_MODES, Layout, Schedule, check_mode
-from latent_cot.data.batch import collate, padding_key
+from latent_cot.curriculum import Layout, Schedule
+from latent_cot.data.batch import padding_key
 from latent_cot.data.buckets import bucketed_order
 from latent_cot.data.example import Example
-from latent_cot.data.render import IGNORE, Rendered, render, training_text
+from latent_cot.data.render import IGNORE, Rendered, render_ids, training_text
+from latent_cot.methods import Method, as_method, build_method
 from latent_cot.tokenizer import Tokenizer
 
 
@@ -60,16 +63,16 @@ def _no_skip(epoch: int) -> int:
 
 
 class RenderCache:
-    """render() memoised per (example, layout): an example is rendered once per distinct layout."""
+    """The method's render() memoised per (example, layout): an example is rendered once per distinct layout."""
 
-    def __init__(self, examples: list[Example], tokenizer: Tokenizer, mode: str):
-        self.examples, self.tokenizer, self.mode = examples, tokenizer, mode
-        self._cache: dict[tuple[int, Layout], Rendered] = {}
+    def __init__(self, examples: list[Example], tokenizer: Tokenizer, method: str | Method):
+        self.examples, self.tokenizer, self.method = examples, tokenizer, as_method(method)
+        self._cache: dict[tuple[int, Any], Rendered] = {}
 
-    def get(self, index: int, layout: Layout) -> Rendered:
+    def get(self, index: int, layout: Any) -> Rendered:
         key = (index, layout)
         if key not in self._cache:
-            self._cache[key] = render(self.examples[index], self.tokenizer, self.mode, layout)
+            self._cache[key] = self.method.render(self.examples[index], self.tokenizer, layout)
         return self._cache[key]
 
 
@@ -107,23 +110,22 @@ def plan_batches(n: int, batch_size: int, *, shuffle: bool, seed: int, epoch: in
 class CurriculumBatches:
     """An iterable of collated batches for the epoch that `epoch_fn()` names when iteration starts.
 
-    Built once; each `iter()` renders the epoch's stages and order, so it works whether or not the
-    Trainer reloads dataloaders. `skip_fn(epoch)` says how many batches to skip (mid-epoch resume).
-    `bucket`: length-bucketed batches (plan_batches' bucket_keys).
+    Built once; each `iter()` renders the epoch's layouts and order, so it works whether or not the
+    Trainer reloads dataloaders. The layouts are the method's `train_layout` unless `layout_fn`
+    (epoch, rng, example) -> layout says otherwise. `skip_fn(epoch)` says how many batches to skip
+    (mid-epoch resume). `bucket`: length-bucketed batches (plan_batches' bucket_keys).
     """
 
-    def __init__(self, cache: RenderCache, schedule: Schedule, *, batch_size: int, shuffle: bool, seed: int,
+    def __init__(self, cache: RenderCache, *, batch_size: int, shuffle: bool, seed: int,
                  epoch_fn: Callable[[], int], skip_fn: Callable[[int], int] = _no_skip,
-                 rank: int = 0, world_size: int = 1, stage_fn: Callable[[int, random.Random, int], int] | None = None,
+                 rank: int = 0, world_size: int = 1, layout_fn: Callable[[int, random.Random, Example], Any] | None = None,
                  bucket: bool = False):
-        self.cache, self.schedule = cache, schedule
+        self.cache, self.method = cache, cache.method
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch_fn, self.skip_fn = epoch_fn, skip_fn
         self.rank, self.world_size = rank, world_size
-        self.stage_fn = stage_fn or schedule.sample_stage
-        tokenizer = cache.tokenizer
-        self.pad_id = tokenizer.pad_id
-        self.align_id = tokenizer.bot_id if cache.mode in SLOT_MODES else None
+        self.layout_fn = layout_fn or self.method.train_layout
+        self.align_id = self.method.align_id(cache.tokenizer)
         self.bucket = bucket
 
     # Lightning asks a loader for state to resume mid-epoch (and warns "not resumable" without it).
@@ -142,13 +144,9 @@ class CurriculumBatches:
         return -(-n // (self.batch_size * self.world_size))
 
     def rendered_epoch(self, epoch: int) -> list[Rendered]:
-        """Every example rendered at the stage it gets this epoch (in dataset order)."""
+        """Every example rendered with the layout it gets this epoch (in dataset order)."""
         rng = _stage_rng(self.seed, epoch)
-        out = []
-        for index, example in enumerate(self.cache.examples):
-            stage = self.stage_fn(epoch, rng, len(example.steps))
-            out.append(self.cache.get(index, self.schedule.layout(self.cache.mode, len(example.steps), stage)))
-        return out
+        return [self.cache.get(index, self.layout_fn(epoch, rng, example)) for index, example in enumerate(self.cache.examples)]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         epoch = self.epoch_fn()
@@ -158,7 +156,7 @@ class CurriculumBatches:
                             rank=self.rank, world_size=self.world_size, bucket_keys=keys)
         for position in range(self.skip_fn(epoch), len(plan.local_batches)):
             items = [rendered[i] for i in plan.local_batches[position]]
-            batch = collate([r.input_ids for r in items], self.pad_id, labels=[r.labels for r in items], align_id=self.align_id)
+            batch = self.method.collate(items, self.cache.tokenizer)
             global_tokens = sum(_supervised(rendered[i]) for i in plan.global_batches[position])
             batch["global_tokens"] = torch.tensor(global_tokens, dtype=torch.long)
             yield batch
@@ -216,6 +214,7 @@ class LatentDataModule(L.LightningDataModule):
         self.valid_examples: list[Example] = []
         self.test_examples: list[Example] = []
         self.tokenizer: Tokenizer | None = None
+        self.method: Method | None = None
         self.mode: str | None = None
         self.schedule: Schedule | None = None
         self.skip_fn: Callable[[int], int] = _no_skip
@@ -264,9 +263,10 @@ class LatentDataModule(L.LightningDataModule):
         corpus = self.train_examples or self.valid_examples or self.test_examples
         return Tokenizer.train(training_text(e) for e in corpus)
 
-    def attach(self, mode: str, schedule: Schedule, tokenizer: Tokenizer | None = None) -> None:
-        """Set the mode and curriculum the batches follow (the system does this in setup)."""
-        self.mode, self.schedule = check_mode(mode), schedule
+    def attach(self, method: str | Method, schedule: Schedule, tokenizer: Tokenizer | None = None) -> None:
+        """Set the method (or a mode name) and curriculum the batches follow (the system does this in setup)."""
+        self.method = build_method(method, schedule) if isinstance(method, str) else method
+        self.mode, self.schedule = self.method.name, schedule
         self.load()
         if tokenizer is not None:
             self.tokenizer = tokenizer
@@ -276,7 +276,7 @@ class LatentDataModule(L.LightningDataModule):
 
     def _warn_unused_stages(self) -> None:
         """A max_stage past every training example's step count trains the same layout several stages over."""
-        if self.mode not in CURRICULUM_MODES or not self.train_examples:
+        if not self.method.removes_steps or not self.train_examples:
             return
         most_steps = max(len(e.steps) for e in self.train_examples)
         if self.schedule.max_stage > most_steps and (self.trainer is None or self.trainer.is_global_zero):
@@ -303,15 +303,15 @@ class LatentDataModule(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
-    def batches(self, examples: list[Example], *, train: bool, stage_fn=None, batch_size: int | None = None) -> CurriculumBatches:
+    def batches(self, examples: list[Example], *, train: bool, layout_fn=None, batch_size: int | None = None) -> CurriculumBatches:
         self._require_attached()
         rank, world = self._rank_world()
         return CurriculumBatches(
-            RenderCache(examples, self.tokenizer, self.mode), self.schedule,
+            RenderCache(examples, self.tokenizer, self.method),
             batch_size=batch_size or (self.hparams.batch_size if train else self.hparams.valid_batch_size),
             shuffle=train, seed=self.hparams.seed, epoch_fn=self._epoch,
             skip_fn=self.skip_fn if train else _no_skip,
-            rank=rank, world_size=world, stage_fn=stage_fn, bucket=self.hparams.bucket and train)
+            rank=rank, world_size=world, layout_fn=layout_fn, bucket=self.hparams.bucket and train)
 
     def train_dataloader(self) -> CurriculumBatches:
         if not self.train_examples:
@@ -323,7 +323,7 @@ class LatentDataModule(L.LightningDataModule):
         return self.batches(self.valid_examples, train=False)
 
     def test_dataloader(self) -> CurriculumBatches:
-        return self.batches(self.test_examples, train=False, stage_fn=lambda epoch, rng, n_steps: self.schedule.final_stage)
+        return self.batches(self.test_examples, train=False, layout_fn=lambda epoch, rng, example: self.method.final_layout(example))
 
     def max_length(self, examples: list[Example]) -> int:
         """The longest rendered sequence over every stage of the curriculum (thought slots included)."""
@@ -333,14 +333,13 @@ class LatentDataModule(L.LightningDataModule):
         """(max_length, the index of an example that needs it), to name it in an error."""
         self._require_attached()
         longest, longest_index = 0, 0
-        cache = RenderCache(examples, self.tokenizer, self.mode)
         for index, example in enumerate(examples):
-            layouts = {self.schedule.layout(self.mode, len(example.steps), s) for s in range(self.schedule.final_stage + 1)}
-            full = cache.get(index, Layout(0, 0, markers=False))  # question, every step, answer
+            layouts = self.method.length_layouts(len(example.steps))
+            full = render_ids(example, self.tokenizer, Layout(0, 0, markers=False), self.tokenizer.thought_id).input_ids  # every step
             # Lengths follow from the full rendering: drop the removed steps' tokens, add <bot> slots <eot>.
             step_lengths = [len(self.tokenizer.encode(step + "\n")) for step in example.steps]
             for layout in layouts:
-                length = len(full.input_ids) - sum(step_lengths[:layout.n_removed_steps])
+                length = len(full) - sum(step_lengths[:layout.n_removed_steps])
                 length += (2 + layout.n_slots) if layout.markers else 0
                 if length > longest:
                     longest, longest_index = length, index

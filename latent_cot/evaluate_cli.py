@@ -84,9 +84,7 @@ def score(loaded, examples, n_thoughts: int | None = None, batch_size: int = 64,
 
     k = loaded.thoughts_for(examples) if n_thoughts is None else n_thoughts
     max_new = max_new_tokens or int(loaded.hparams.get("eval_max_new_tokens", 64))
-    return evaluate(loaded.model, loaded.tokenizer, examples, loaded.mode, k, batch_size=batch_size,
-                    max_new_tokens=max_new, tau=float(loaded.hparams.get("tau", 1.0)),
-                    soft_top_k=loaded.hparams.get("soft_top_k"))
+    return evaluate(loaded.model, loaded.tokenizer, examples, loaded.method, k, batch_size=batch_size, max_new_tokens=max_new)
 
 
 def run(args: argparse.Namespace) -> int:

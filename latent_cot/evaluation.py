@@ -22,6 +22,7 @@ from torchmetrics.aggregation import MeanMetric
 from latent_cot.data.example import Example
 from latent_cot.data.render import answer_of, normalize_answer
 from latent_cot.generation import Sampling, generate
+from latent_cot.methods import Method, as_method
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 
@@ -78,7 +79,7 @@ def evaluate(
     model: GPT,
     tokenizer: Tokenizer,
     examples: list[Example],
-    mode: str,
+    mode: str | Method,
     n_thoughts: int | Sequence[int] = 0,
     *,
     batch_size: int = 64,
@@ -91,6 +92,7 @@ def evaluate(
     if len(ks) != len(examples):
         raise ValueError(f"n_thoughts: got {len(ks)} values for {len(examples)} examples")
     by_k = indices_by_k(ks)
+    method = as_method(mode, tau=tau, soft_top_k=soft_top_k)
     was_training = model.training
     model.eval()
     records: list[Record | None] = [None] * len(examples)
@@ -98,12 +100,13 @@ def evaluate(
     for k, indices in by_k.items():
         for begin in range(0, len(indices), batch_size):
             chunk = indices[begin:begin + batch_size]
-            out = generate(model, tokenizer, [examples[i] for i in chunk], mode, k, max_new_tokens=max_new_tokens,
-                           sampling=sampling, tau=tau, soft_top_k=soft_top_k)
-            for index, text, n in zip(chunk, out.texts, out.n_generated):
+            out = generate(model, tokenizer, [examples[i] for i in chunk], method, k, max_new_tokens=max_new_tokens,
+                           sampling=sampling)
+            row_ks = out.n_thoughts or [k] * len(chunk)  # a learned stop picks each row's k (up to k)
+            for index, text, n, row_k in zip(chunk, out.texts, out.n_generated, row_ks):
                 example = examples[index]
                 records[index] = Record(index, example.question, example.answer, answer_of(text), text,
-                                        is_correct(text, example.answer), n + k, k)
+                                        is_correct(text, example.answer), n + row_k, row_k)
     elapsed_ms = (time.perf_counter() - start) * 1000
     model.train(was_training)
     accuracy, tokens, thoughts = MeanMetric(), MeanMetric(), MeanMetric()
@@ -113,7 +116,7 @@ def evaluate(
         thoughts.update(float(record.n_thoughts))
     n = len(examples)
     return EvalResult(
-        mode, n_thoughts if isinstance(n_thoughts, int) else None,
+        method.name, n_thoughts if isinstance(n_thoughts, int) else None,
         mean_thoughts=float(thoughts.compute()) if n else 0.0,
         accuracy=float(accuracy.compute()) if n else 0.0,
         mean_tokens=float(tokens.compute()) if n else 0.0,

@@ -10,15 +10,17 @@ that has emitted <eos> is fed padding (masked out) until every row is done.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from latent_cot.curriculum import SLOT_MODES, THOUGHT_MODES, Layout, check_mode
+from latent_cot.curriculum import Layout
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
-from latent_cot.data.render import render_prompt
-from latent_cot.model import GPT
-from latent_cot.thoughts import latent_forward
+from latent_cot.data.render import prompt_ids
+from latent_cot.methods import Method, as_method
+from latent_cot.model import GPT, KVCache
+from latent_cot.thoughts import feed_back, latent_forward, slot_columns
 from latent_cot.tokenizer import Tokenizer
 
 
@@ -28,6 +30,7 @@ class Generation:
     token_ids: list[list[int]]  # generated ids up to and including <eos>
     n_generated: list[int]  # len(token_ids[row])
     thoughts: torch.Tensor | None  # (B, K, C) for thought modes
+    n_thoughts: list[int] | None = None  # each row's k where a learned stop chose it
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,16 @@ def generate_ids(
     sampling: Sampling = Sampling(),
     use_cache: bool = True,
     slot_inputs: torch.Tensor | None = None,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    eot_id: int | None = None,
 ) -> Generation:
     """Decode after each prompt (ids; thought slots as `thought_id`) until <eos> or max_new_tokens.
 
     slot_inputs: (B, K, C) vectors fed at the slot columns instead of the model's own thoughts.
+    project: a method's map applied to each fed-back thought. stop: (B, C) hidden -> (B,) bool, a
+    learned stop; each row then thinks until it says stop or its K slots are used, and <eot>
+    (eot_id) follows its last thought (see `thoughts_with_stop`).
     """
     if not prompts:
         return Generation([], [], [], None)
@@ -82,11 +91,20 @@ def generate_ids(
     generator = None
     if sampling.seed is not None:
         generator = torch.Generator(device=device).manual_seed(sampling.seed)
-    forward = dict(thought_id=thought_id, feedback=feedback, tau=tau, top_k=soft_top_k,
+    forward = dict(thought_id=thought_id, feedback=feedback, tau=tau, top_k=soft_top_k, project=project,
                    slot_inputs=None if slot_inputs is None else slot_inputs.to(device))
-    out = latent_forward(model, ids, mask, use_cache=use_cache, last_only=True, cache_capacity=T + max_new_tokens, **forward)
-    thoughts = out.thoughts if out.thoughts.shape[1] else None
-    cache, logits = out.cache, out.logits[:, -1]  # (B, V)
+    n_thoughts = None
+    if stop is not None and slot_inputs is None and bool((ids == thought_id).any()):
+        if not use_cache:
+            raise ValueError("a learned stop decides k while decoding; it needs the cache (use_cache=True)")
+        cache, logits, thoughts, counts = thoughts_with_stop(model, ids, mask, thought_id=thought_id, eot_id=eot_id, stop=stop,
+                                                             feedback=feedback, tau=tau, top_k=soft_top_k, project=project,
+                                                             cache_capacity=T + 1 + max_new_tokens)
+        n_thoughts = counts.tolist()
+    else:
+        out = latent_forward(model, ids, mask, use_cache=use_cache, last_only=True, cache_capacity=T + max_new_tokens, **forward)
+        thoughts = out.thoughts if out.thoughts.shape[1] else None
+        cache, logits = out.cache, out.logits[:, -1]  # (B, V)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     generated = []
     for _ in range(max_new_tokens):
@@ -107,23 +125,57 @@ def generate_ids(
     for row in rows:
         n = row.index(eos_id) + 1 if eos_id in row else len(row)
         token_ids.append(row[:n])
-    return Generation([], token_ids, [len(r) for r in token_ids], thoughts)
+    return Generation([], token_ids, [len(r) for r in token_ids], thoughts, n_thoughts)
 
 
-def prompt_layout(mode: str, n_thoughts: int) -> Layout:
+def thoughts_with_stop(model: GPT, ids: torch.Tensor, mask: torch.Tensor, *, thought_id: int, eot_id: int,
+                       stop: Callable[[torch.Tensor], torch.Tensor], feedback: str = "hidden", tau: float = 1.0,
+                       top_k: int | None = None, project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       cache_capacity: int | None = None) -> tuple[KVCache, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run prompts `question <bot> slot*K <eot>` where each row stops thinking on its own.
+
+    Returns (cache, last logits (B, V), thoughts (B, K, C), k per row (B,)). At slot column j a row
+    still thinking asks `stop` of the hidden state that thought j would be made from; if it stops,
+    <eot> goes in that column, otherwise the thought does. Columns after a row's <eot> are masked
+    padding, which neither attention nor position counting sees, so every row computes exactly
+    what it computes alone with its own k; rows that never stop get <eot> after K thoughts.
+    """
+    first, K, _ = slot_columns(ids, thought_id)
+    B = ids.shape[0]
+    cache = model.new_cache(cache_capacity)
+    prefix = model(ids[:, :first], attention_mask=mask[:, :first], cache=cache, last_only=True)
+    hidden, logits = prefix.hidden[:, -1], prefix.logits[:, -1]  # (B, C), (B, V)
+    eot = model.embed(torch.full((B,), eot_id, device=ids.device))  # (B, C)
+    thinking = torch.ones(B, dtype=torch.bool, device=ids.device)
+    counts = torch.zeros(B, dtype=torch.long, device=ids.device)
+    thoughts = []
+    for column in range(K + 1):
+        stopping = thinking & (stop(hidden) if column < K else torch.ones_like(thinking))
+        thinking = thinking & ~stopping
+        if not bool((thinking | stopping).any()):
+            break
+        thought = feed_back(model, hidden, logits, feedback, tau, top_k, project)  # (B, C)
+        thoughts.append(thought * thinking[:, None])
+        x = torch.where(thinking[:, None], thought, torch.where(stopping[:, None], eot, torch.zeros_like(eot)))  # (B, C)
+        real = thinking | stopping
+        step = model(input_embeds=x[:, None], attention_mask=real[:, None], cache=cache)
+        hidden = torch.where(real[:, None], step.hidden[:, -1], hidden)
+        logits = torch.where(real[:, None], step.logits[:, -1], logits)
+        counts += thinking.long()
+    stacked = torch.stack(thoughts[:K], dim=1) if thoughts else hidden.new_zeros(B, 0, hidden.shape[-1])  # (B, <=K, C)
+    return cache, logits, stacked, counts
+
+
+def prompt_layout(mode: str | Method, n_thoughts: int) -> Layout:
     """The evaluation prompt of a mode: all steps removed except in `cot`, k slots where the mode has them."""
-    if check_mode(mode) in SLOT_MODES:
-        return Layout(0, n_thoughts, markers=True)
-    if n_thoughts:
-        raise ValueError(f"mode {mode!r} has no thought slots; got n_thoughts={n_thoughts}")
-    return Layout(0, 0, markers=False)
+    return as_method(mode).prompt_layout(n_thoughts)
 
 
 def generate(
     model: GPT,
     tokenizer: Tokenizer,
     examples: list[Example],
-    mode: str,
+    mode: str | Method,
     n_thoughts: int = 0,
     *,
     max_new_tokens: int = 64,
@@ -135,20 +187,25 @@ def generate(
 ) -> Generation:
     """Batched generation after each example's question, for any mode, with k = n_thoughts slots.
 
+    mode: a mode name, or a method object (a trained run's `method`, with its own modules: CODI's
+    projection, a learned stop, which then picks each row's k up to n_thoughts).
     slot_inputs: (B, k, C) fixed vectors for the slots (coconut, soft or pause) instead of the
     model's own: what interventions on thoughts use.
     """
-    layout = prompt_layout(mode, n_thoughts)
-    prompts = [render_prompt(example, tokenizer, mode, layout) for example in examples]
-    # Pause slots are ordinary tokens unless replaced; then they are handled like thought slots.
-    thought_id = tokenizer.pause_id if mode == "pause" and slot_inputs is not None else tokenizer.thought_id
+    method = as_method(mode, tau=tau, soft_top_k=soft_top_k)
+    layout = method.prompt_layout(n_thoughts)
+    slot = method.slot_id(tokenizer)
+    prompts = [prompt_ids(example, tokenizer, layout, slot) for example in examples]
+    # Slots the model does not fill itself (pause) are ordinary tokens unless replaced.
+    thought_id = slot if method.feedback is not None or slot_inputs is not None else tokenizer.thought_id
     result = generate_ids(
         model, prompts,
         eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, thought_id=thought_id,
-        max_new_tokens=max_new_tokens, feedback="soft" if mode == "soft" else "hidden",
-        tau=tau, soft_top_k=soft_top_k, sampling=sampling, use_cache=use_cache, slot_inputs=slot_inputs,
+        max_new_tokens=max_new_tokens, feedback=method.feedback or "hidden",
+        tau=method.tau, soft_top_k=method.soft_top_k, sampling=sampling, use_cache=use_cache, slot_inputs=slot_inputs,
+        project=method.project, stop=method.stop, eot_id=tokenizer.eot_id,
     )
     result.texts = [tokenizer.decode(ids) for ids in result.token_ids]
-    if mode not in THOUGHT_MODES:
+    if method.feedback is None:
         result.thoughts = None
     return result

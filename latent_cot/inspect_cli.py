@@ -17,8 +17,6 @@ from pathlib import Path
 
 import torch
 
-from latent_cot.curriculum import SLOT_MODES
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", nargs="+", required=True, metavar="CKPT",
@@ -65,7 +63,7 @@ def _labels(modes: list[str]) -> list[str]:
 def _groups_by_k(examples: list, loaded, forced: int | None) -> list[tuple[int | None, list]]:
     """The examples grouped by their number of thoughts: each one's final-layout k as trained
     (one group when the schedule pads to the max), or one group with a forced --k."""
-    if loaded.mode not in SLOT_MODES:
+    if not loaded.method.has_slots:
         return [(None, examples)]
     if forced is not None:
         return [(forced, examples)]
@@ -129,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: the checkpoint was trained on the compact rendering, which needs graph fields: {error}", file=sys.stderr)
                 failed = True
                 continue
-        if loaded.mode not in SLOT_MODES and args.k:
+        if not loaded.method.has_slots and args.k:
             print(f"note: mode {loaded.mode!r} has no thought slots; --k {args.k} ignored", file=sys.stderr)
         hparams = getattr(loaded, "hparams", {}) or {}
         max_new_tokens = args.max_new_tokens or int(hparams.get("eval_max_new_tokens", 64))
@@ -137,9 +135,8 @@ def run(args: argparse.Namespace) -> int:
         for k, group in groups:
             group_label = label if len(groups) == 1 else f"{label} k={k}"
             try:
-                report = inspect_run(loaded.model.to(device), loaded.tokenizer, loaded.mode, group, n_thoughts=k,
-                                     max_k=args.max_k, top=args.top, tau=float(hparams.get("tau", 1.0)),
-                                     soft_top_k=hparams.get("soft_top_k"), batch_size=args.batch_size,
+                report = inspect_run(loaded.model.to(device), loaded.tokenizer, loaded.method.to(device), group, n_thoughts=k,
+                                     max_k=args.max_k, top=args.top, batch_size=args.batch_size,
                                      max_new_tokens=max_new_tokens, seed=args.seed, label=group_label)
             except (ProbeError, ValueError) as error:
                 print(f"error: {path}: {error}", file=sys.stderr)

@@ -2,9 +2,10 @@
 
 Notation: B batch | T sequence | V vocab.
 
-The backbone (model.py) knows nothing of Lightning; this file adds the training step (one
-`latent_forward` per batch), the optimizer (AdamW, optional warm-up and cosine decay, state reset
-per epoch, per stage or never), validation (teacher-forced loss at the current stage; generation at
+The backbone (model.py) knows nothing of Lightning; this file adds the training step (the
+method's loss, methods/: one latent forward per batch for most), the optimizer (AdamW over the
+backbone and the method's own modules, optional warm-up and cosine decay, state reset per epoch,
+per stage or never), validation (teacher-forced loss at the current stage; generation at
 the final layout, `val/acc`, which picks the best checkpoint, and at the current stage's layout,
 `val/acc_stage`, what Coconut's validation measures) and a self-contained checkpoint (tokenizer,
 resolved GPT config, curriculum stage, data position, best validation epoch).
@@ -30,11 +31,10 @@ import lightning as L
 import torch
 
 from latent_cot.config import DROPOUT_FIELDS, PRESETS, GPTConfig
-from latent_cot.curriculum import MODES, SLOT_MODES, Schedule
-from latent_cot.data.render import IGNORE
+from latent_cot.curriculum import Schedule
 from latent_cot.datamodule import ConfigError, LatentDataModule
+from latent_cot.methods import METHODS, build_method
 from latent_cot.model import GPT
-from latent_cot.thoughts import latent_forward, shifted_loss
 from latent_cot.tokenizer import Tokenizer
 
 from latent_cot.checkpoint import CHECKPOINT_KEY  # our own section of a Lightning checkpoint
@@ -55,7 +55,11 @@ class LatentCoTSystem(L.LightningModule):
     """Trains a GPT in one reasoning mode.
 
     Args:
-        mode: no_cot | cot | coconut | pause | no_thought | soft.
+        mode: a registered method (methods.METHODS): no_cot | cot | coconut | pause | no_thought |
+            soft | icot | codi.
+        method: the mode's own settings, e.g. {tokens_per_epoch: 8, smoothing: 4} for icot.
+        addons: options attached to the mode, by name with their settings, e.g.
+            {step_decoder: {weight: 1.0}} or {adaptive_k: {}} (methods.ADDONS).
         backbone: GPT preset name (config.PRESETS); vocab_size always comes from the tokenizer.
         backbone_overrides: GPTConfig fields to override, e.g. {n_layer: 2, block_size: 256}.
         init_from: checkpoint of an earlier run whose backbone (config and weights) and tokenizer to
@@ -83,6 +87,8 @@ class LatentCoTSystem(L.LightningModule):
     def __init__(
         self,
         mode: str = "coconut",
+        method: dict[str, Any] | None = None,
+        addons: dict[str, dict[str, Any] | None] | None = None,
         backbone: str = "small",
         backbone_overrides: dict[str, Any] | None = None,
         init_from: str | None = None,
@@ -109,8 +115,8 @@ class LatentCoTSystem(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        if mode not in MODES:
-            raise ConfigError(f"model.mode: unknown mode {mode!r}; known modes: {', '.join(MODES)}")
+        if mode not in METHODS:
+            raise ConfigError(f"model.mode: unknown mode {mode!r}; known modes: {', '.join(METHODS)}")
         if backbone not in PRESETS:
             raise ConfigError(f"model.backbone: unknown preset {backbone!r}; known: {', '.join(PRESETS)}")
         try:
@@ -143,6 +149,10 @@ class LatentCoTSystem(L.LightningModule):
             raise ConfigError(f"model.warmup_steps: must be >= 0, got {warmup_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ConfigError(f"model.min_lr_ratio: must be in [0, 1], got {min_lr_ratio}")
+        try:
+            self.method = build_method(mode, self.schedule, method, addons, tau=tau, soft_top_k=soft_top_k)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(str(error)) from None
         self.mode = mode
         self.init_from = init_from
         self.model: GPT | None = None
@@ -165,7 +175,7 @@ class LatentCoTSystem(L.LightningModule):
             from latent_cot.checkpoint import load_run
 
             tokenizer = load_run(self.init_from).tokenizer
-        datamodule.attach(self.mode, self.schedule, tokenizer)
+        datamodule.attach(self.method, self.schedule, tokenizer)
         datamodule.skip_fn = self._skip_batches
 
     def build(self, tokenizer: Tokenizer) -> None:
@@ -191,6 +201,7 @@ class LatentCoTSystem(L.LightningModule):
             overrides = {}
         self.model = (_with_dropout(model, overrides) if overrides else model).train()
         self.gpt_config = self.model.config
+        self.method.build(self.model)
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self.trainer is not None else None
@@ -217,7 +228,7 @@ class LatentCoTSystem(L.LightningModule):
                     f"but block_size is {block}")
         if datamodule.valid_examples:
             longest_prompt = max(len(datamodule.tokenizer.encode(e.question + "\n")) for e in datamodule.valid_examples[:1000])
-            most_thoughts = self.schedule.max_thoughts() if self.mode in SLOT_MODES else 0
+            most_thoughts = self.method.max_eval_thoughts
             need = longest_prompt + most_thoughts + 2 + self.hparams.eval_max_new_tokens
             if need > block:
                 raise ConfigError(
@@ -229,25 +240,28 @@ class LatentCoTSystem(L.LightningModule):
             raise ConfigError("trainer.use_distributed_sampler: must be false; the data module shards batches by rank itself")
 
     # ----- training -----------------------------------------------------------------------
+    def loss_terms(self, batch: dict[str, torch.Tensor]):
+        """The method's loss terms on a batch (methods.LossTerms)."""
+        return self.method.loss(self.model, batch, self.tokenizer)
+
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed next-token loss over supervised positions, their count): one latent forward."""
-        tok = self.tokenizer
-        out = latent_forward(
-            self.model, batch["input_ids"], batch["attention_mask"],
-            thought_id=tok.thought_id, bot_id=tok.bot_id, eot_id=tok.eot_id,
-            feedback="soft" if self.mode == "soft" else "hidden", tau=self.hparams.tau, top_k=self.hparams.soft_top_k)
-        loss_sum = shifted_loss(out.logits, batch["labels"], reduction="sum")
-        return loss_sum, (batch["labels"][:, 1:] != IGNORE).sum()
+        """(summed next-token loss over supervised positions, their count): what every version of
+        the system returns (bench_train_worker times old checkouts through it)."""
+        terms = self.loss_terms(batch)
+        return terms.token_sum, terms.n_tokens
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss_sum, n_tokens = self.forward_loss(batch)
+        terms = self.loss_terms(batch)
+        loss_sum, n_tokens = terms.token_sum, terms.n_tokens
         # A token mean over the global batch: DDP averages gradients over processes, so each process
         # scales its sum by world_size / (supervised tokens of the whole global batch).
         world = self.trainer.world_size
-        loss = loss_sum * world / batch.get("global_tokens", n_tokens).clamp(min=1).to(loss_sum.dtype)
+        loss = loss_sum * world / batch.get("global_tokens", n_tokens).clamp(min=1).to(loss_sum.dtype) + terms.extra
         self._epoch_batches += 1
         self.log("train/loss", loss_sum / n_tokens.clamp(min=1), prog_bar=True, on_epoch=True, batch_size=int(n_tokens))
-        self.log("train/stage", float(self.schedule.stage_at(self.current_epoch)), prog_bar=True)
+        for name, value in terms.logs.items():
+            self.log(f"train/{name}", value, on_epoch=True, batch_size=len(batch["input_ids"]))
+        self.log("train/stage", float(self.method.stage_at(self.current_epoch)), prog_bar=True)
         return loss
 
     @property
@@ -275,17 +289,14 @@ class LatentCoTSystem(L.LightningModule):
 
         Kept in the checkpoint, so a run resumed mid-epoch keeps its state and one resumed at an
         epoch boundary resets exactly as an uninterrupted run does."""
-        policy = self.hparams.reset_optimizer
-        if policy == "never":
-            return None
-        return epoch if policy == "epoch" else self.schedule.stage_at(epoch)
+        return self.method.optimizer_period(epoch, self.hparams.reset_optimizer)
 
     def _skip_batches(self, epoch: int) -> int:
         resume = self._resume
         return resume["batches"] if resume and resume["epoch"] == epoch else 0
 
     def configure_optimizers(self):
-        params = list(self.model.parameters())
+        params = list(self.model.parameters()) + list(self.method.parameters())
         groups = [{"params": params, "weight_decay": self.hparams.weight_decay}]
         if self.hparams.decay_groups:  # no decay on biases and LayerNorm gains
             groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
@@ -316,10 +327,9 @@ class LatentCoTSystem(L.LightningModule):
         from latent_cot.evaluation import evaluate
 
         if ks is None:
-            ks = self.schedule.eval_thoughts(self.mode, (len(e.steps) for e in examples))
-        return evaluate(self.model, self.tokenizer, examples, self.mode, ks,
-                        batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens,
-                        tau=self.hparams.tau, soft_top_k=self.hparams.soft_top_k)
+            ks = self.method.eval_thoughts(len(e.steps) for e in examples)
+        return evaluate(self.model, self.tokenizer, examples, self.method, ks,
+                        batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -329,9 +339,9 @@ class LatentCoTSystem(L.LightningModule):
             return
         examples = self.trainer.datamodule.valid_examples
         examples = examples if self.hparams.eval_limit is None else examples[:self.hparams.eval_limit]
-        stage = self.schedule.stage_at(self.current_epoch)
+        stage = self.method.stage_at(self.current_epoch)
         steps = [len(e.steps) for e in examples]
-        final_ks, stage_ks = self.schedule.eval_thoughts(self.mode, steps), self.schedule.eval_thoughts(self.mode, steps, stage)
+        final_ks, stage_ks = self.method.eval_thoughts(steps), self.method.eval_thoughts(steps, stage)
         result = self.decode(examples, final_ks)
         # At stage s Coconut decodes with the stage's thoughts and lets the model write the rest;
         # where that prompt is the final one (cot, no_cot, no_thought, the last stage) one decoding serves both.
@@ -339,11 +349,13 @@ class LatentCoTSystem(L.LightningModule):
         self.log("val/acc", result.accuracy, prog_bar=True)
         self.log("val/acc_stage", at_stage.accuracy)
         self.log("val/tokens", result.mean_tokens, prog_bar=True)
+        self.log("val/thoughts", result.mean_thoughts)
         self.log("val/ms_per_example", result.ms_per_example)
         metrics = self.trainer.callback_metrics
         self.history.append({
             "epoch": self.current_epoch, "stage": stage,
             "val_acc": result.accuracy, "val_acc_stage": at_stage.accuracy, "val_tokens": result.mean_tokens,
+            "val_thoughts": result.mean_thoughts,
             "val_loss": float(metrics["val/loss"]) if "val/loss" in metrics else math.nan,
             "train_loss": float(metrics["train/loss"]) if "train/loss" in metrics else math.nan,
             "train_seconds": self.train_seconds,
@@ -368,7 +380,7 @@ class LatentCoTSystem(L.LightningModule):
             "gpt_config": self.gpt_config.to_dict(),
             "mode": self.mode,
             "schedule": asdict(self.schedule),
-            "stage": self.schedule.stage_at(self.current_epoch),
+            "stage": self.method.stage_at(self.current_epoch),
             "optimizer_period": self._optimizer_period,
             "best": self.best,
             # Batches of this epoch already trained on; the data order itself follows from the seed.
@@ -384,6 +396,7 @@ class LatentCoTSystem(L.LightningModule):
             self.tokenizer = tokenizer
             self.gpt_config = GPTConfig.from_dict(state["gpt_config"])
             self.model = GPT(self.gpt_config)
+            self.method.build(self.model)
         elif tokenizer.to_json() != self.tokenizer.to_json():
             raise ConfigError("ckpt_path: the checkpoint was trained with another tokenizer (different data or data.gpt2_dir)")
         self._optimizer_period = state.get("optimizer_period", state.get("optimizer_stage"))

@@ -71,11 +71,14 @@ def format_decodings(report: InspectionReport, n: int = 5, width: int = 100) -> 
     lines = []
     for row in report.examples[:n]:
         lines.append(f"[{row['index']}] question: {_shorten(row['question'], width)}")
+        sentences = row.get("sentences") or []
         for t, d in enumerate(row["thoughts"]):
             head = " ".join(f"{tok}:{p:.2f}" for tok, p in d.head)
             near = " ".join(f"{tok}:{c:.2f}" for tok, c in d.embedding)
             lines.append(f"  thought {t + 1}  head  {head}")
             lines.append(f"             embed {near}  (norm {d.norm:.2f}, nearest cos {d.nearest_cosine:.2f})")
+            if t < len(sentences):
+                lines.append(f"             text  {sentences[t]!r}  (the step decoder's sentence)")
         mark = "correct" if row["correct"] else "wrong"
         generated = row["generated"].replace("\n", " \\n ")
         lines.append(f"  answer: {row['answer']!r}  generated: {generated!r} ({mark})")
@@ -105,6 +108,13 @@ def _report_section(report: InspectionReport, name: str, n_show: int) -> list[st
                 f"Accuracy with {report.n_thoughts} thought(s) when the slot inputs are replaced. The replacement "
                 "vectors are fixed inputs: later thoughts are not recomputed from earlier ones.", ""]
         out += [_table(["thoughts", "accuracy"], [[INTERVENTION_NAMES.get(k, k), v] for k, v in report.interventions.items()]), ""]
+
+    if report.translations is not None:
+        t = report.translations
+        out += ["### Thoughts decoded into sentences", "",
+                f"The step decoder's sentence for each thought ({t['sentences']} sentences): "
+                f"{100 * t['true_fact']:.1f}% are true facts of the graph, {100 * t['on_shortest_path']:.1f}% are true "
+                "facts on a shortest path from the person to the answer (`text` lines below).", ""]
 
     if any(row["thoughts"] for row in report.examples):
         out += ["### Thought decodings", "",

@@ -18,6 +18,7 @@ fed-back thoughts. A row with fewer slots simply has tokens in the later slot co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -81,8 +82,15 @@ def slot_columns(input_ids: torch.Tensor, thought_id: int, bot_id: int | None = 
     return first, int(counts.max()), is_slot
 
 
-def feed_back(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None) -> torch.Tensor:
-    """The next input embedding made from the last position's hidden state (B, C) or logits (B, V)."""
+def feed_back(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None,
+              project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """The next input embedding made from the last position's hidden state (B, C) or logits (B, V),
+    passed through `project` (a method's own map, e.g. CODI's MLP) when given."""
+    thought = _mix_or_hidden(model, hidden, logits, feedback, tau, top_k)  # (B, C)
+    return thought if project is None else project(thought)
+
+
+def _mix_or_hidden(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None) -> torch.Tensor:
     if feedback == "hidden":
         return hidden
     if top_k is not None:
@@ -109,13 +117,15 @@ def latent_forward(
     return_hidden: bool = False,
     slot_inputs: torch.Tensor | None = None,
     cache_capacity: int | None = None,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LatentOutput:
     """Forward a batch whose `thought_id` slots are filled with continuous thoughts.
 
     With no slots this is exactly the plain forward. use_cache: return the key/value cache (for
     generation). last_only: logits for the last position only (not with labels). slot_inputs:
     (B, K, C) fixed vectors to put in the K slot columns instead of feeding anything back (for
-    interventions); nothing is then sequential, so it is one pass.
+    interventions); nothing is then sequential, so it is one pass. project: applied to each
+    fed-back thought before it enters its slot (a method's own module).
     """
     if feedback not in FEEDBACKS:
         raise ValueError(f"unknown feedback {feedback!r}; expected one of {FEEDBACKS}")
@@ -151,7 +161,7 @@ def latent_forward(
     hidden_last, logits_last = prefix.hidden[:, -1], prefix.logits[:, -1]  # (B, C), (B, V)
     thoughts = []
     for column in range(first, first + K):
-        thought = feed_back(model, hidden_last, logits_last, feedback, tau, top_k)  # (B, C)
+        thought = feed_back(model, hidden_last, logits_last, feedback, tau, top_k, project)  # (B, C)
         thoughts.append(thought)
         x = torch.where(is_slot[:, column, None], thought, embeds[:, column])[:, None]  # (B, 1, C)
         step = model(input_embeds=x, attention_mask=attention_mask[:, column:column + 1], cache=cache)

@@ -8,6 +8,7 @@ from latent_cot.data.compact import compact_example
 from latent_cot.data.render import training_text
 from latent_cot.data.tasks import make_examples
 from latent_cot.datamodule import CurriculumBatches, RenderCache, plan_batches
+from latent_cot.methods import build_method
 from latent_cot.tokenizer import Tokenizer
 
 
@@ -20,7 +21,7 @@ def prosqa_batches(mode, bucket, epoch=7, **kwargs):
     examples = [compact_example(e) for e in make_examples("prosqa", 192, seed=0)]
     tokenizer = Tokenizer.train(training_text(e) for e in examples)
     schedule = Schedule(max_stage=6, epochs_per_stage=1)
-    return CurriculumBatches(RenderCache(examples, tokenizer, mode), schedule, batch_size=8, shuffle=True, seed=0,
+    return CurriculumBatches(RenderCache(examples, tokenizer, build_method(mode, schedule)), batch_size=8, shuffle=True, seed=0,
                              epoch_fn=lambda: epoch, bucket=bucket, **kwargs)
 
 

@@ -63,3 +63,22 @@ def test_console_of_compare_has_progress_and_no_third_party_lines(tmp_path):
     assert len(progress) >= 2, lines  # one per epoch at least
     ours = re.compile(r"^(\[compare\]|\|)")
     assert [line for line in lines if line and not ours.match(line)] == [], "lines that are not ours"
+
+
+def test_each_mode_composes_its_own_file_beside_the_shared_config(monkeypatch, tmp_path):
+    from latent_cot.compare import compare, mode_file
+
+    monkeypatch.chdir(ROOT)
+    shared = ["configs/prosqa_small/base.yaml"]
+    assert mode_file(shared, "icot") == Path("configs/prosqa_small/icot.yaml")
+    assert mode_file(shared, "step_decoder") == Path("configs/prosqa_small/step_decoder.yaml")  # a variant of coconut
+    assert mode_file(shared, "base") is None and mode_file(["configs/tiny.yaml"], "coconut") is None
+    import pytest
+
+    with pytest.raises(ValueError, match=r"modes: unknown mode 'nonsense'.*no nonsense\.yaml beside the shared config"):
+        compare(["nonsense"], [0], shared, out_dir=tmp_path)
+    from latent_cot.compare import results_markdown
+
+    results = {"name": "x", "command": "latent-cot compare", "git": {"commit": "abc", "dirty": False}, "seeds": [0],
+               "configs": shared, "overrides": [], "rows": [], "mode_configs": {"icot": "configs/prosqa_small/icot.yaml"}}
+    assert "each mode's own file after them: `configs/prosqa_small/icot.yaml`" in results_markdown(results, "")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from latent_cot.compare import load_compare_config
-from latent_cot.curriculum import MODES
+from latent_cot.methods import ADDONS, MODES
 from latent_cot.train_cli import make_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +23,9 @@ def fit_args(path: Path) -> list[str]:
 
 def test_configs_exist():
     assert (CONFIGS / "tiny.yaml") in FIT
-    modes = {"no_cot", "cot", "coconut", "pause", "no_thought", "soft"}
+    modes = {"no_cot", "cot", "coconut", "pause", "no_thought", "soft", "icot", "codi", "step_decoder", "adaptive_k"}
     assert modes <= {p.stem for p in (CONFIGS / "prosqa_small").glob("*.yaml")}
+    assert modes - {"soft"} <= {p.stem for p in (CONFIGS / "prosqa_real").glob("*.yaml")}
     assert COMPARE
 
 
@@ -42,10 +43,15 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
     mode = "cot" if path.stem == "stage0" else mode  # stage 0 of the curriculum is token CoT
     if mode in MODES:  # a mode file trains the mode it is named after
         assert cli.model.mode == mode
+    elif mode in ADDONS:  # an add-on file attaches it to coconut
+        assert cli.model.mode == "coconut" and [a.name for a in cli.model.method.addons] == [mode]
     else:  # base files leave the mode to the file composed after them
         assert path.stem in ("base", "tiny")
     assert cli.datamodule.hparams.batch_size >= 1
     assert cli.trainer.max_epochs >= 1
+    if mode == "icot":  # the longest compact chain (2 or 6 steps of 4 tokens) is gone 5 epochs before the end
+        longest = {"prosqa_small": 8, "prosqa_real": 24}[path.parent.name]
+        assert cli.model.method.stage_at(cli.trainer.max_epochs - 5) >= longest
 
 
 @pytest.fixture()

@@ -7,6 +7,7 @@ from latent_cot.curriculum import Schedule
 from latent_cot.data.example import Example
 from latent_cot.data.render import IGNORE, render, training_text
 from latent_cot.datamodule import CurriculumBatches, RenderCache, plan_batches
+from latent_cot.methods import build_method
 from latent_cot.tokenizer import Tokenizer
 
 QUESTION = "Tom is a wumpus. Every wumpus is a lempus. Every lempus is a zhorpus. Is Tom a zhorpus or yerpus?"
@@ -125,7 +126,7 @@ def test_uniform_mixing_draws_from_the_example_own_steps():
 
 
 def _batches(tokenizer, examples, schedule, epoch, **kwargs):
-    return CurriculumBatches(RenderCache(examples, tokenizer, "coconut"), schedule, batch_size=2, shuffle=True, seed=3,
+    return CurriculumBatches(RenderCache(examples, tokenizer, build_method("coconut", schedule)), batch_size=2, shuffle=True, seed=3,
                              epoch_fn=lambda: epoch, **kwargs)
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from latent_cot.curriculum import MODES
+from latent_cot.methods import MODES
 from latent_cot.evaluation import evaluate, is_correct
 from latent_cot.generation import Sampling, generate, generate_ids
 from tests.helpers import EXAMPLES, tiny_model, tokenizer
@@ -60,7 +60,7 @@ def test_bad_calls():
     with pytest.raises(ValueError, match="block_size"):
         generate(model, TOK, EXAMPLES, "coconut", 120, max_new_tokens=10)
     with pytest.raises(ValueError, match="unknown mode"):
-        generate(model, TOK, EXAMPLES, "icot", 0)
+        generate(model, TOK, EXAMPLES, "latent", 0)
 
 
 def test_evaluate_scores_exact_match_after_the_marker():

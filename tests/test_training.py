@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from latent_cot.checkpoint import load_run
-from latent_cot.curriculum import MODES
+from latent_cot.methods import MODES
 from latent_cot.datamodule import ConfigError, LatentDataModule
 from latent_cot.evaluation import evaluate
 from latent_cot.lit import LatentCoTSystem
@@ -33,10 +33,11 @@ def test_each_mode_trains(tmp_path, mode):
     trainer(tmp_path, limit_train_batches=2).fit(system, datamodule=data)
     assert system.model is not None
     assert len(system.history) == 3  # validation decoded after every epoch (final layout)
-    assert [h["stage"] for h in system.history] == [0, 1, 2]
+    # icot's stage is its scheduled token removal (8 per epoch from epoch 1); codi has no curriculum.
+    assert [h["stage"] for h in system.history] == {"icot": [0, 8, 16], "codi": [3, 3, 3]}.get(mode, [0, 1, 2])
     accuracies = [h["val_acc"] for h in system.history]
     assert system.best == {"epoch": accuracies.index(max(accuracies)), "val_acc": max(accuracies)}
-    if mode in ("coconut", "soft", "pause"):
+    if mode in ("coconut", "soft", "pause", "codi"):
         assert system.history[-1]["val_tokens"] >= 2  # two thoughts at the final layout
     else:  # the prompt never changes with the stage: one decoding serves both accuracies
         assert all(h["val_acc_stage"] == h["val_acc"] for h in system.history)
@@ -261,3 +262,20 @@ def test_training_is_bitwise_deterministic_with_bucketed_batches(tmp_path):
         weights.append(system.model.state_dict())
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+@pytest.mark.parametrize("mode, addons", [("coconut", {"step_decoder": {}}), ("soft", {"adaptive_k": {}}), ("codi", None)])
+def test_method_modules_train_and_come_back_from_the_checkpoint(tmp_path, mode, addons):
+    """A method's own modules (decoder, stop head, projection) are optimised, saved and loaded by load_run."""
+    torch.manual_seed(0)
+    system = LatentCoTSystem(mode=mode, addons=addons, **{**MODEL, "pad_to_max": False})
+    data = LatentDataModule(**DATA)
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "checkpoints"))
+    trainer(tmp_path, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=2).fit(system, datamodule=data)
+    own = dict(system.method.named_parameters())
+    assert own  # the method has modules of its own, and training moved them
+    run = load_run(checkpoint.last_model_path)
+    for name, value in run.method.named_parameters():
+        assert torch.equal(value, own[name]), name
+    result = evaluate(run.model, run.tokenizer, data.valid_examples, run.method, run.thoughts_for(data.valid_examples), max_new_tokens=16)
+    assert result.n_examples == 4 and all(r.n_thoughts <= 2 for r in result.records)

@@ -12,7 +12,8 @@ the answer marker, the answer and <eos> are supervised. A prompt is the unsuperv
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from latent_cot.curriculum import Layout, check_mode
 from latent_cot.data.example import Example
@@ -26,6 +27,7 @@ class Rendered:
     input_ids: list[int]
     labels: list[int]
     n_slots: int
+    extra: dict[str, Any] = field(default_factory=dict)  # per-example data a method batches beside the ids
 
 
 def slot_id(tokenizer: Tokenizer, mode: str) -> int:
@@ -35,24 +37,41 @@ def slot_id(tokenizer: Tokenizer, mode: str) -> int:
 def render_prompt(example: Example, tokenizer: Tokenizer, mode: str, layout: Layout) -> list[int]:
     """question \\n [<bot> slots <eot>] [remaining steps]: everything before the supervised part."""
     check_mode(mode)
+    return prompt_ids(example, tokenizer, layout, slot_id(tokenizer, mode))
+
+
+def prompt_ids(example: Example, tokenizer: Tokenizer, layout: Layout, slot: int) -> list[int]:
+    """question \\n [<bot> slot*n <eot>], the slots filled with token id `slot`."""
+    if not layout.markers and layout.n_slots:
+        raise ValueError(f"the layout has no thought slots (no <bot> <eot> markers), but asks for {layout.n_slots}")
     ids = tokenizer.encode(example.question + "\n")
     if layout.markers:
-        ids += [tokenizer.bot_id] + [slot_id(tokenizer, mode)] * layout.n_slots + [tokenizer.eot_id]
-    elif layout.n_slots:
-        raise ValueError(f"mode {mode!r} has no thought slots, but the layout asks for {layout.n_slots}")
+        ids += [tokenizer.bot_id] + [slot] * layout.n_slots + [tokenizer.eot_id]
     return ids
 
 
 def render_target(example: Example, tokenizer: Tokenizer, layout: Layout) -> list[int]:
     """The supervised part: remaining steps, `### answer`, <eos>."""
-    ids: list[int] = []
-    for step in example.steps[layout.n_removed_steps:]:
-        ids += tokenizer.encode(step + "\n")
-    return ids + tokenizer.encode(f"{ANSWER_MARKER} {example.answer}") + [tokenizer.eos_id]
+    return steps_ids(example.steps[layout.n_removed_steps:], tokenizer) + answer_ids(example, tokenizer)
+
+
+def steps_ids(steps: list[str], tokenizer: Tokenizer) -> list[int]:
+    """The steps as text, each followed by a newline (encoded one by one, as training sees them)."""
+    return [i for step in steps for i in tokenizer.encode(step + "\n")]
+
+
+def answer_ids(example: Example, tokenizer: Tokenizer) -> list[int]:
+    return tokenizer.encode(f"{ANSWER_MARKER} {example.answer}") + [tokenizer.eos_id]
 
 
 def render(example: Example, tokenizer: Tokenizer, mode: str, layout: Layout) -> Rendered:
-    prompt = render_prompt(example, tokenizer, mode, layout)
+    check_mode(mode)
+    return render_ids(example, tokenizer, layout, slot_id(tokenizer, mode))
+
+
+def render_ids(example: Example, tokenizer: Tokenizer, layout: Layout, slot: int) -> Rendered:
+    """prompt + target with the slots filled with token id `slot`; only the target is supervised."""
+    prompt = prompt_ids(example, tokenizer, layout, slot)
     target = render_target(example, tokenizer, layout)
     return Rendered(prompt + target, [IGNORE] * len(prompt) + target, layout.n_slots)
 

@@ -12,15 +12,16 @@ from typing import Sequence
 
 import torch
 
-from latent_cot.curriculum import SLOT_MODES, check_mode
 from latent_cot.data.example import Example
 from latent_cot.evaluation import evaluate, is_correct
+from latent_cot.methods import Method, as_method
 from latent_cot.model import GPT
 from latent_cot.probe.chains import ChainCounts, count_categories
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import FrontierResult, frontier_analysis
 from latent_cot.probe.interventions import INTERVENTIONS, intervene
 from latent_cot.probe.running import collect_thoughts, generate_with_thoughts
+from latent_cot.probe.translations import count_translations
 from latent_cot.probe.vocabulary import (
     VocabularyDistance, decode_thoughts, distance_to_vocabulary, token_name, top_tokens, vocabulary_distance,
     vocabulary_ids,
@@ -43,6 +44,7 @@ class InspectionReport:
     distance: VocabularyDistance | None = None
     frontier: FrontierResult | None = None
     interventions: dict[str, float] | None = None  # "none" (untouched) and each kind -> accuracy
+    translations: dict | None = None  # a thought-to-text decoder's sentences: counts and shares (probe.translations)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -53,7 +55,7 @@ class InspectionReport:
             "sweep": [asdict(row) for row in self.sweep],
             "distance": self.distance.to_dict() if self.distance else None,
             "frontier": self.frontier.to_dict() if self.frontier else None,
-            "interventions": self.interventions,
+            "interventions": self.interventions, "translations": self.translations,
             "notes": self.notes, "seconds": self.seconds, "examples": examples,
         }
 
@@ -78,7 +80,7 @@ def _unknown_rate(tokenizer: Tokenizer, examples: Sequence[Example]) -> float:
     return sum(i == unk for i in ids) / max(len(ids), 1)
 
 
-def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[Example], *,
+def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str | Method, examples: Sequence[Example], *,
                 n_thoughts: int | None = None, max_k: int | None = None, top: int = 5, tau: float = 1.0,
                 soft_top_k: int | None = None, batch_size: int = 64, max_new_tokens: int = 64, seed: int = 0,
                 label: str | None = None) -> InspectionReport:
@@ -87,13 +89,16 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
     n_thoughts: the K slots the thought analyses use (required for coconut, soft and pause: the
     final-stage count the model was trained with). max_k: the sweep runs k = 0 .. max_k (default K);
     modes without slots run k = 0 only. top: tokens per decoding. tau / soft_top_k: the soft
-    mode's feedback settings (use the training values).
+    mode's feedback settings (use the training values). mode may be a run's method object (with its
+    own modules); one with a thought-to-text decoder also has each thought translated into a
+    sentence (rows' "sentences"), checked against the graph (`translations`).
     """
-    check_mode(mode)
+    method = as_method(mode, tau=tau, soft_top_k=soft_top_k)
+    mode = method.name
     examples = list(examples)
     if not examples:
         raise ValueError("inspect_run needs at least one example")
-    has_slots = mode in SLOT_MODES
+    has_slots = method.has_slots
     if has_slots and n_thoughts is None:
         raise ValueError(f"mode {mode!r}: pass n_thoughts, the number of thoughts the model was trained to use")
     K = n_thoughts if has_slots else 0
@@ -111,8 +116,7 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
         notes.append(f"mode {mode!r} has no thought slots: the k sweep runs k = 0 only")
     sweep, records_at_k, categories_ok = [], None, True
     for k in ks:
-        result = evaluate(model, tokenizer, examples, mode, k, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                          tau=tau, soft_top_k=soft_top_k)
+        result = evaluate(model, tokenizer, examples, method, k, batch_size=batch_size, max_new_tokens=max_new_tokens)
         texts = [r.generated for r in result.records]
         correct = [r.correct for r in result.records]
         categories = {}
@@ -139,7 +143,7 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
         return report
 
     start = time.perf_counter()
-    thoughts = collect_thoughts(model, tokenizer, examples, mode, K, tau=tau, soft_top_k=soft_top_k, batch_size=batch_size)
+    thoughts = collect_thoughts(model, tokenizer, examples, method, K, batch_size=batch_size)
     embeddings = model.token_embeddings.detach().float().cpu()  # (V, C)
     decoded = decode_thoughts(thoughts.vectors, thoughts.readout, embeddings, tokenizer, top)
     for row, decodings, readout in zip(rows, decoded, thoughts.readout):
@@ -147,10 +151,21 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
         row["readout_table"] = _readout_table(readout, tokenizer, top)
     ids = vocabulary_ids(tokenizer, embeddings.shape[0])
     report.distance = vocabulary_distance(thoughts.vectors, embeddings, ids)
-    if mode == "pause":
+    if method.feedback is None:  # pause: the slot input is its learned embedding
         own = distance_to_vocabulary(embeddings[tokenizer.pause_id][None], embeddings, ids)
         report.distance.slot_input = {key: float(value[0]) for key, value in own.items()}
     seconds["thoughts"] = time.perf_counter() - start
+
+    if method.translate is not None:
+        start = time.perf_counter()
+        sentences = method.translate(thoughts.vectors, tokenizer)
+        for row, row_sentences in zip(rows, sentences):
+            row["sentences"] = row_sentences
+        try:
+            report.translations = count_translations(sentences, examples).to_dict()
+        except ProbeError as error:
+            notes.append(f"decoded sentences not checked: {error}")
+        seconds["translations"] = time.perf_counter() - start
 
     start = time.perf_counter()
     try:
@@ -166,7 +181,7 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
     start = time.perf_counter()
     expected = [e.answer for e in examples]
     accuracy = lambda texts: sum(is_correct(t, a) for t, a in zip(texts, expected)) / len(expected)  # noqa: E731
-    replay = generate_with_thoughts(model, tokenizer, examples, mode, thoughts.inputs, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    replay = generate_with_thoughts(model, tokenizer, examples, method, thoughts.inputs, max_new_tokens=max_new_tokens, batch_size=batch_size)
     report.interventions = {"none": accuracy(replay)}
     if replay != [r["generated"] for r in rows]:
         differ = sum(a != r["generated"] for a, r in zip(replay, rows))
@@ -175,8 +190,8 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str, examples: Sequence[
     for kind in INTERVENTIONS:
         changed = intervene(thoughts.inputs, kind, seed)
         report.interventions[kind] = accuracy(generate_with_thoughts(
-            model, tokenizer, examples, mode, changed, max_new_tokens=max_new_tokens, batch_size=batch_size))
-    if mode == "pause":
+            model, tokenizer, examples, method, changed, max_new_tokens=max_new_tokens, batch_size=batch_size))
+    if method.feedback is None:
         notes.append("pause: every slot holds the same <pause> embedding, so 'shuffle' and 'swap' change nothing")
     seconds["interventions"] = time.perf_counter() - start
     return report

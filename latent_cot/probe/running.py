@@ -24,11 +24,11 @@ from typing import Sequence
 
 import torch
 
-from latent_cot.curriculum import SLOT_MODES
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
-from latent_cot.data.render import render_prompt
-from latent_cot.generation import generate, prompt_layout
+from latent_cot.data.render import prompt_ids
+from latent_cot.generation import generate
+from latent_cot.methods import Method, as_method
 from latent_cot.model import GPT
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.vocabulary import readout_probabilities
@@ -45,55 +45,58 @@ class Thoughts:
     readout: torch.Tensor  # (N, K, V): the token distribution each thought is read as
 
 
-def _prompts(tokenizer: Tokenizer, examples: Sequence[Example], mode: str, n_thoughts: int) -> list[list[int]]:
-    layout = prompt_layout(mode, n_thoughts)
-    return [render_prompt(example, tokenizer, mode, layout) for example in examples]
+def _prompts(tokenizer: Tokenizer, examples: Sequence[Example], method: Method, n_thoughts: int) -> list[list[int]]:
+    layout = method.prompt_layout(n_thoughts)
+    return [prompt_ids(example, tokenizer, layout, method.slot_id(tokenizer)) for example in examples]
 
 
-def _check_thought_mode(mode: str, n_thoughts: int) -> None:
-    if mode not in SLOT_MODES:
-        raise ProbeError(f"mode {mode!r} has no thought slots; thought analyses need one of {', '.join(SLOT_MODES)}")
+def _check_thought_mode(method: Method, n_thoughts: int) -> None:
+    if not method.has_slots:
+        raise ProbeError(f"mode {method.name!r} has no thought slots; thought analyses need a mode with <bot> slots <eot>")
     if n_thoughts < 1:
         raise ProbeError(f"thought analyses need at least one thought, got n_thoughts={n_thoughts}")
 
 
 @torch.no_grad()
-def collect_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str, n_thoughts: int, *,
+def collect_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str | Method, n_thoughts: int, *,
                      tau: float = 1.0, soft_top_k: int | None = None, batch_size: int = 32) -> Thoughts:
-    """Run the evaluation prompts (question, <bot>, K slots, <eot>) and gather every thought."""
-    _check_thought_mode(mode, n_thoughts)
+    """Run the evaluation prompts (question, <bot>, K slots, <eot>) and gather every thought.
+
+    mode: a mode name or a method object (a run's `method`, with its own modules, e.g. CODI's projection)."""
+    method = as_method(mode, tau=tau, soft_top_k=soft_top_k)
+    _check_thought_mode(method, n_thoughts)
     K = n_thoughts
     was_training = model.training
     model.eval()
     device = model.token_embeddings.device
     vectors, inputs, readouts = [], [], []
     for begin in range(0, len(examples), batch_size):
-        batch = collate(_prompts(tokenizer, examples[begin:begin + batch_size], mode, K), tokenizer.pad_id)
+        batch = collate(_prompts(tokenizer, examples[begin:begin + batch_size], method, K), tokenizer.pad_id)
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
-        if mode == "pause":  # the slots hold a fixed embedding: one plain pass, as generation does
+        if method.feedback is None:  # pause: the slots hold a fixed embedding: one plain pass, as generation does
             hidden = model(ids, attention_mask=mask, compute_logits=False).hidden  # (B, T, C)
             first = int((ids == tokenizer.pause_id).float().argmax(dim=1)[0])
             fed = model.embed(ids[:, first:first + K])  # (B, K, C)
         else:
             out = latent_forward(model, ids, mask, thought_id=tokenizer.thought_id, bot_id=tokenizer.bot_id,
-                                 eot_id=tokenizer.eot_id, feedback="soft" if mode == "soft" else "hidden",
-                                 tau=tau, top_k=soft_top_k, last_only=True, return_hidden=True)
+                                 eot_id=tokenizer.eot_id, feedback=method.feedback, tau=method.tau,
+                                 top_k=method.soft_top_k, last_only=True, return_hidden=True, project=method.project)
             hidden, first, fed = out.hidden, out.first_slot, out.thoughts  # (B, T, C), int, (B, K, C)
         before = hidden[:, first - 1:first - 1 + K]  # (B, K, C): the state each slot is computed from
         logits = model.lm_head(before)  # (B, K, V)
-        if mode == "soft":
-            readouts.append(readout_probabilities(logits, tau, soft_top_k).cpu())
+        if method.feedback == "soft":
+            readouts.append(readout_probabilities(logits, method.tau, method.soft_top_k).cpu())
             vectors.append(fed.float().cpu())
         else:
             readouts.append(readout_probabilities(logits).cpu())
             vectors.append(before.float().cpu())
         inputs.append(fed.cpu())
     model.train(was_training)
-    return Thoughts(mode, torch.cat(vectors), torch.cat(inputs), torch.cat(readouts))
+    return Thoughts(method.name, torch.cat(vectors), torch.cat(inputs), torch.cat(readouts))
 
 
 @torch.no_grad()
-def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str,
+def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str | Method,
                            slot_inputs: torch.Tensor, *, max_new_tokens: int = 64, batch_size: int = 64) -> list[str]:
     """Greedy generation with given vectors fed at the K slot columns instead of the model's own.
 
@@ -102,7 +105,7 @@ def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[
     token. Returns the decoded texts.
     """
     N, K, _ = slot_inputs.shape
-    _check_thought_mode(mode, K)
+    _check_thought_mode(as_method(mode), K)
     if N != len(examples):
         raise ValueError(f"slot_inputs has {N} rows for {len(examples)} examples")
     was_training = model.training
