@@ -164,7 +164,7 @@ class LatentCoTSystem(L.LightningModule):
         self._optimizer_period: int | None = None  # epoch or stage the optimizer state belongs to
         self._epoch_batches = 0  # batches trained in the current epoch (the data position)
         self._resume: dict[str, int] | None = None  # data position read from a checkpoint
-        self._train_seconds = 0.0  # wall time of the finished training epochs (validation included)
+        self._train_seconds: float | None = 0.0  # wall time of the finished epochs (validation included); None: unknown
         self._epoch_start: float | None = None
 
     # ----- building -----------------------------------------------------------------------
@@ -265,8 +265,11 @@ class LatentCoTSystem(L.LightningModule):
         return loss
 
     @property
-    def train_seconds(self) -> float:
-        """Wall time spent training so far (validation included), across resumes: kept in the checkpoint."""
+    def train_seconds(self) -> float | None:
+        """Wall time spent training so far (validation included), across resumes: kept in the checkpoint.
+        None for a run resumed from a checkpoint written before the time was kept: an undercount would mislead."""
+        if self._train_seconds is None:
+            return None
         running = time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
         return self._train_seconds + running
 
@@ -403,4 +406,4 @@ class LatentCoTSystem(L.LightningModule):
         self.best = state.get("best")
         self._resume = dict(state["data_position"])
         self.history = list(state.get("history", []))
-        self._train_seconds = float(state.get("train_seconds", 0.0))
+        self._train_seconds = state.get("train_seconds")

@@ -56,3 +56,20 @@ def test_table_scores_like_evaluate_and_groups_seeds(branched_runs, capsys):
     assert results["runs"][1]["history"][:2] == parent.history
     assert results["runs"][1]["train_seconds"] == pytest.approx(own.train_seconds + parent.train_seconds)
     assert 0 < parent.history[-1]["train_seconds"] <= parent.train_seconds == results["runs"][0]["train_seconds"]
+
+
+def test_time_of_a_run_resumed_from_an_untimed_checkpoint_is_unknown(branched_runs, tmp_path):
+    """A checkpoint from before the time was kept: resuming it must not restart the clock at zero."""
+    from latent_cot.checkpoint import CHECKPOINT_KEY
+    from latent_cot.checkpoint_io import read_checkpoint, save_atomically
+
+    _, stage0, _ = branched_runs
+    old = read_checkpoint(stage0)
+    del old[CHECKPOINT_KEY]["train_seconds"]
+    save_atomically(old, tmp_path / "old.ckpt")
+    assert load_run(tmp_path / "old.ckpt").train_seconds is None
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "resumed"))
+    trainer(tmp_path, max_epochs=3, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=2).fit(
+        LatentCoTSystem(**{**MODEL, "mode": "cot"}), datamodule=LatentDataModule(**DATA), ckpt_path=tmp_path / "old.ckpt")
+    resumed = load_run(checkpoint.last_model_path)
+    assert resumed.epoch == 2 and resumed.train_seconds is None and resumed.history[-1]["train_seconds"] is None
