@@ -3,9 +3,9 @@
 Every mode gets the same backbone, data, seed(s) and number of epochs (the training config is
 shared; only `model.mode` changes, plus the mode's own file where the shared config's folder has
 one: configs/prosqa_small/icot.yaml holds icot's removal schedule). A name that is not a mode but
-has such a file (step_decoder, adaptive_k) trains that file's variant under its own name. Each trained model is evaluated on the held-out test split at
-the final layout, with the weights of the epoch that had the best validation accuracy (Coconut's
-choice; its epoch is recorded). Written to <out_dir>/<name>/:
+has such a file (step_decoder, adaptive_k) trains that file's variant under its own name. Each
+trained model is evaluated on the held-out test split at the final layout, with the weights of the
+epoch that had the best validation accuracy (Coconut's choice; its epoch is recorded). Written to <out_dir>/<name>/:
 
     results.md        Markdown table (accuracy mean ± std over seeds, tokens, ms/example, train time)
                       plus the exact command, git commit, seeds and configs

@@ -33,14 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N examples")
 
 
-def lineage(path: str | Path) -> tuple[list[dict[str, Any]], float | None]:
-    """(validation history, training seconds) of a checkpoint, including the runs it was started from.
+def lineage(loaded, path: str | Path) -> tuple[list[dict[str, Any]], float | None]:
+    """(validation history, training seconds) of the run loaded from `path`, including the runs it was
+    started from (read from their checkpoints).
 
     History rows of earlier runs come first; the epochs of later runs are shifted past them. The
     time is None when any run in the chain did not record it or its checkpoint is gone."""
     from latent_cot.checkpoint import load_run
 
-    loaded = load_run(path)
     history, seconds = list(loaded.history), loaded.train_seconds
     parent = loaded.hparams.get("init_from")
     if parent is None:
@@ -48,7 +48,7 @@ def lineage(path: str | Path) -> tuple[list[dict[str, Any]], float | None]:
     if not Path(parent).is_file():
         print(f"warning: {path}: its init_from checkpoint {parent} is gone; history and time count this run only")
         return history, None
-    earlier, earlier_seconds = lineage(parent)
+    earlier, earlier_seconds = lineage(load_run(parent), parent)
     shift = earlier[-1]["epoch"] + 1 if earlier else 0
     history = earlier + [{**row, "epoch": row["epoch"] + shift} for row in history]
     return history, None if seconds is None or earlier_seconds is None else seconds + earlier_seconds
@@ -61,9 +61,9 @@ def score_run(path: str | Path, data: str, limit: int | None) -> tuple[dict[str,
 
     loaded = load_run(path)
     result = score(loaded, examples_for(loaded, data, limit=limit))
-    history, seconds = lineage(path)
-    own_epochs = len(history) - len(loaded.history)
-    tested = own_epochs + (loaded.best["epoch"] if loaded.best else loaded.epoch)
+    history, seconds = lineage(loaded, path)
+    earlier_epochs = len(history) - len(loaded.history)  # of the runs it was started from
+    tested = earlier_epochs + (loaded.best["epoch"] if loaded.best else loaded.epoch)
     run = {"ckpt": str(path), "mode": loaded.mode, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens,
            "ms_per_example": result.ms_per_example, "mean_thoughts": result.mean_thoughts, "n_test": result.n_examples,
            "train_seconds": seconds, "tested_epoch": tested, "history": history}

@@ -11,8 +11,9 @@ The graph fields follow the real file (ProsQA valid, Coconut's release): nodes a
 topological order with two people at indices 0 and 1 (one of them the root), every node without
 parents is a person and every person has no parents, both options are leaves, and `edges` is
 ordered by destination. The concepts split into the two people's families, which share only a few
-leaves: the right option descends from the root alone, the wrong one from the other person alone. The defaults reproduce the real distribution of nodes, edges, people and
-answer-chain lengths; the histograms below were measured on prosqa_valid.json.
+leaves: the right option descends from the root alone, the wrong one from the other person alone.
+The defaults reproduce the real distribution of nodes, edges, people and answer-chain lengths; the
+histograms below were measured on prosqa_valid.json.
 """
 from __future__ import annotations
 
