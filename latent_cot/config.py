@@ -18,6 +18,10 @@ class GPTConfig:
     attn_pdrop: float = 0.0  # on attention weights
     resid_pdrop: float = 0.0  # on each attention and MLP output before the residual add
     layer_norm_epsilon: float = 1e-5  # GPT-2's value; needed for bit-level parity with its weights
+    # Rotary position embeddings on queries and keys instead of GPT-2's learned position table. For
+    # models trained from scratch: a fact lookup needs a head that attends one position back, which
+    # rotary offsets give almost for free and a learned table has to discover (results/prosqa_real/log.md).
+    rotary: bool = False
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
@@ -28,6 +32,8 @@ class GPTConfig:
         for f in DROPOUT_FIELDS:
             if not 0.0 <= getattr(self, f) < 1.0:
                 raise ValueError(f"GPTConfig.{f} must be in [0, 1), got {getattr(self, f)}")
+        if self.rotary and self.head_size % 2:
+            raise ValueError(f"rotary positions rotate pairs of dimensions: head size {self.head_size} must be even")
 
     @property
     def head_size(self) -> int:

@@ -91,6 +91,8 @@ def config_from_hf(hf: dict, *, source: str = CONFIG_FILE) -> GPTConfig:
 
 def config_to_hf(config: GPTConfig, dtype: torch.dtype = torch.float32) -> dict:
     """The config.json transformers needs to rebuild the backbone as a GPT2LMHeadModel."""
+    if config.rotary:
+        raise WeightsError("a backbone with rotary positions has no GPT-2 equivalent (GPT-2 learns a position table)")
     dtype_name = str(dtype).removeprefix("torch.")
     return {
         "model_type": "gpt2",
@@ -216,6 +218,7 @@ def save_gpt2(model: GPT, directory: str | Path) -> Path:
     weights as (in, out), and no lm_head.weight (tied to wte), so load_gpt2 and
     transformers' from_pretrained both read it back.
     """
+    config = config_to_hf(model.config, model.token_embeddings.dtype)  # refuses a model GPT-2 cannot hold
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -224,7 +227,6 @@ def save_gpt2(model: GPT, directory: str | Path) -> Path:
         if _is_conv1d_weight(name):
             tensor = tensor.t()
         tensors[f"transformer.{name}"] = tensor.contiguous().cpu()
-    dtype = model.token_embeddings.dtype
     save_file(tensors, directory / SAFETENSORS_FILE, metadata={"format": "pt"})  # transformers requires "format"
-    (directory / CONFIG_FILE).write_text(json.dumps(config_to_hf(model.config, dtype), indent=2) + "\n")
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return directory

@@ -10,6 +10,9 @@ Padding: `attention_mask` marks real positions (True/1). Padded keys are never a
 positions count only real tokens, so a left- or right-padded row gives the same logits at its real
 positions as the row run alone. A padded query attends to itself only, which keeps its (unused)
 output finite instead of NaN.
+
+Positions enter either through GPT-2's learned table (wpe) or, with `GPTConfig.rotary`, by rotating
+each head's queries and keys by their position ids; the cache keeps keys already rotated.
 """
 from __future__ import annotations
 
@@ -100,6 +103,26 @@ class GPTOutput:
     cache: KVCache | None
 
 
+class Rotary(nn.Module):
+    """cos and sin of each position's rotation angles; pair i of a head turns at 10000^(-2i/hs)."""
+
+    def __init__(self, head_size: int):
+        super().__init__()
+        inv_freq = 1.0 / 10000 ** (torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)  # (hs/2,)
+
+    def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        angles = positions[:, None, :, None].float() * self.inv_freq  # (B, 1, T, hs/2)
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Turn the pairs (x[i], x[i + hs/2]) of x (B, nh, T, hs) by their positions' angles."""
+    cos, sin = rope
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -109,12 +132,15 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs)
         # One contiguous copy in head-major layout: cached chunks must be contiguous, or every later
         # thought step's q @ k^T would copy (and keep for backward) the whole cache again.
         q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # each (B, nh, T, hs)
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
         dropout = self.dropout if self.training else 0.0
         keys, values = cache.update(layer, k, v) if cache is not None else ([k], [v])
         if len(keys) == 1:
@@ -147,8 +173,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), attn_mask, cache, layer)
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, cache: KVCache | None, layer: int,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), attn_mask, cache, layer, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -178,11 +205,12 @@ class GPT(nn.Module):
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
+            **({} if config.rotary else dict(wpe=nn.Embedding(config.block_size, config.n_embd))),
             drop=nn.Dropout(config.embd_pdrop),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
         ))
+        self.rotary = Rotary(config.head_size) if config.rotary else None
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
         self.apply(self._init_weights)
@@ -276,9 +304,14 @@ class GPT(nn.Module):
         if cache is not None:
             cache.mask = key_mask  # stored only once the call is accepted, so a refused call leaves the cache intact
         attn_mask = None if plain_causal else attention_mask_for(key_mask, T)  # (B, 1, T, S)
-        x = self.transformer.drop(x + self.transformer.wpe(positions))  # (B, T, C)
+        rope = None
+        if self.rotary is None:
+            x = x + self.transformer.wpe(positions)
+        else:
+            rope = self.rotary(positions, x.dtype)
+        x = self.transformer.drop(x)  # (B, T, C)
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, attn_mask, cache, layer)
+            x = block(x, attn_mask, cache, layer, rope)
         hidden = self.transformer.ln_f(x)  # (B, T, C)
         logits = None
         if compute_logits:

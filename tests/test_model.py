@@ -9,16 +9,18 @@ import pytest
 import torch
 
 from latent_cot.config import PRESETS, GPTConfig
-from latent_cot.model import GPT
+from latent_cot.gpt2_weights import WeightsError, save_gpt2
+from latent_cot.model import GPT, Rotary, rotate
 
 ATOL = 1e-5
 PAD = 0  # any id works: padded positions must not influence real ones
 
 
-@pytest.fixture
-def model() -> GPT:
+@pytest.fixture(params=[False, True], ids=["learned", "rotary"])
+def model(request) -> GPT:
+    """Every parity test runs with both position encodings: GPT-2's learned table and rotary."""
     torch.manual_seed(0)
-    return GPT(GPTConfig.from_name("tiny")).eval()
+    return GPT(GPTConfig.from_name("tiny", rotary=request.param)).eval()
 
 
 def random_ids(*shape: int, seed: int = 1, vocab: int = 128) -> torch.Tensor:
@@ -203,7 +205,37 @@ def test_explicit_default_positions_are_identical(model):
 def test_shifted_positions_change_output(model):
     idx = random_ids(1, 12)
     shifted = model(idx, positions=torch.arange(3, 15)[None]).logits
-    assert not torch.allclose(shifted, model(idx).logits, atol=1e-3)
+    if model.config.rotary:  # rotary attention sees only offsets between positions: a common shift is invisible
+        torch.testing.assert_close(shifted, model(idx).logits, rtol=0, atol=ATOL)
+        spread = model(idx, positions=torch.arange(0, 24, 2)[None]).logits  # new offsets: new logits
+        assert (spread - model(idx).logits).abs().max() > 10 * ATOL  # small at init: queries and keys are small
+    else:
+        assert not torch.allclose(shifted, model(idx).logits, atol=1e-3)
+
+
+def test_rotary_turns_each_pair_by_its_angle():
+    """Against a direct reading of the definition: the pair (x_i, x_(i+hs/2)) as the complex number
+    x_i + j x_(i+hs/2), multiplied by e^(j p theta_i) with theta_i = 10000^(-2i/hs)."""
+    torch.manual_seed(3)
+    B, nh, T, hs = 2, 3, 5, 8
+    x = torch.randn(B, nh, T, hs, dtype=torch.float64)
+    positions = torch.tensor([[0, 1, 2, 3, 4], [7, 7, 8, 20, 31]])
+    rope = Rotary(hs)(positions, torch.float64)
+    theta = torch.tensor([10000 ** (-2 * i / hs) for i in range(hs // 2)], dtype=torch.float64)
+    turned = torch.complex(x[..., : hs // 2], x[..., hs // 2:]) * torch.polar(
+        torch.ones((), dtype=torch.float64), positions[:, None, :, None].double() * theta)  # (B, nh, T, hs/2)
+    torch.testing.assert_close(rotate(x, rope), torch.cat([turned.real, turned.imag], dim=-1), rtol=0, atol=1e-6)
+
+
+def test_rotary_has_no_position_table_and_keeps_gpt2_export_honest(tmp_path):
+    rotary = GPT(GPTConfig.from_name("tiny", rotary=True))
+    learned = GPT(GPTConfig.from_name("tiny"))
+    assert "transformer.wpe.weight" not in dict(rotary.named_parameters())
+    assert learned.num_parameters() - rotary.num_parameters() == 128 * 32  # block_size x n_embd
+    with pytest.raises(WeightsError, match="rotary"):
+        save_gpt2(rotary, tmp_path)
+    with pytest.raises(ValueError, match="head size 3 must be even"):
+        GPTConfig.from_name("tiny", n_embd=6, n_head=2, rotary=True)
 
 
 @torch.no_grad()

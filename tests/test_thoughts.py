@@ -40,9 +40,10 @@ def test_no_thoughts_equals_plain_forward_exactly():
     assert latent.thoughts.shape == (3, 0, model.config.n_embd)
 
 
-@pytest.mark.parametrize("feedback,tau,top_k", [("hidden", 1.0, None), ("soft", 0.5, None), ("soft", 1.0, 5)])
-def test_efficient_equals_oracle_in_logits_and_gradients(feedback, tau, top_k):
-    model = tiny_model(TOK.vocab_size)
+@pytest.mark.parametrize("feedback,tau,top_k,rotary", [("hidden", 1.0, None, False), ("soft", 0.5, None, False),
+                                                       ("soft", 1.0, 5, False), ("hidden", 1.0, None, True)])
+def test_efficient_equals_oracle_in_logits_and_gradients(feedback, tau, top_k, rotary):
+    model = tiny_model(TOK.vocab_size, rotary=rotary)
     items, batch = ragged_batch()
     out = latent_forward(model, batch["input_ids"], batch["attention_mask"], batch["labels"],
                          thought_id=TOK.thought_id, bot_id=TOK.bot_id, eot_id=TOK.eot_id,
