@@ -1,7 +1,8 @@
 """`latent-cot curves --ckpt A.ckpt B.ckpt --out DIR`: learning curves of training runs, side by side.
 
 Reads the validation history every checkpoint carries (one row per decoded epoch: final-layout
-accuracy, current-stage accuracy, validation and training loss, stage) and writes:
+accuracy, current-stage accuracy, validation and training loss, stage, and on graph tasks the share
+of written steps that are facts and of chains that are shortest paths) and writes:
 
     curves.png   validation accuracy (final layout, solid; current stage's layout, dashed) and
                  validation loss per epoch, one colour per run
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +45,12 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
         stage = [100 * row.get("val_acc_stage", row["val_acc"]) for row in run["history"]]
         if stage != [100 * row["val_acc"] for row in run["history"]]:
             acc_ax.plot(epochs, stage, color=colour, linestyle="--", alpha=0.6)
+        facts = [100 * row.get("val_fact_steps", math.nan) for row in run["history"]]
+        if any(not math.isnan(f) for f in facts):  # graph tasks: how many written steps are real facts
+            acc_ax.plot(epochs, facts, color=colour, linestyle=":", alpha=0.8)
         loss_ax.plot(epochs, [row["val_loss"] for row in run["history"]], color=colour, marker=".", label=run["label"])
-    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(0, 100), title="final layout (dashed: current stage)")
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(0, 100),
+               title="final layout (dashed: current stage; dotted: steps that are facts)")
     loss_ax.set(xlabel="epoch", ylabel="validation loss (current stage)", title=title)
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
@@ -54,6 +60,11 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _percent(value: float | None) -> str:
+    """A share as a table cell; "-" where it was not measured (older runs, tasks without graphs, no steps)."""
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
 def curves_markdown(runs: list[dict[str, Any]], title: str) -> str:
     lines = [f"# {title}", ""]
     for run in runs:
@@ -61,10 +72,13 @@ def curves_markdown(runs: list[dict[str, Any]], title: str) -> str:
         best_text = f"best final-layout accuracy {100 * best['val_acc']:.1f}% at epoch {run['offset'] + best['epoch'] + 1}" if best else "no best yet"
         shift = f"; epochs counted from {run['offset']}" if run["offset"] else ""
         lines += [f"## {run['label']}", "", f"`{run['ckpt']}` (mode {run['mode']}; {best_text}{shift})", "",
-                  "| epoch | stage | val acc (final) | val acc (stage) | val loss | train loss |", "|---|---|---|---|---|---|"]
+                  "| epoch | stage | val acc (final) | val acc (stage) | val loss | train loss | steps that are facts | shortest paths |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in run["history"]:
+            quality = [_percent(row.get(f"val_{name}")) for name in ("fact_steps", "shortest_paths")]
             lines.append(f"| {run['offset'] + row['epoch'] + 1} | {row['stage']} | {100 * row['val_acc']:.1f} | "
-                         f"{100 * row.get('val_acc_stage', row['val_acc']):.1f} | {row['val_loss']:.3f} | {row['train_loss']:.3f} |")
+                         f"{100 * row.get('val_acc_stage', row['val_acc']):.1f} | {row['val_loss']:.3f} | {row['train_loss']:.3f} | "
+                         f"{quality[0]} | {quality[1]} |")
         lines.append("")
     return "\n".join(lines + provenance_lines()) + "\n"
 

@@ -334,6 +334,14 @@ class LatentCoTSystem(L.LightningModule):
         return evaluate(self.model, self.tokenizer, examples, self.method, ks,
                         batch_size=self.hparams.eval_batch_size, max_new_tokens=self.hparams.eval_max_new_tokens)
 
+    @staticmethod
+    def chain_quality(examples: list, result) -> dict[str, float]:
+        """fact_steps and shortest_paths of the decoded chains on graph tasks (probe.chain_quality); {} elsewhere."""
+        from latent_cot.probe.chains import chain_quality
+
+        quality = chain_quality([r.generated for r in result.records], examples, [r.correct for r in result.records])
+        return {} if quality is None else quality
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
@@ -354,6 +362,9 @@ class LatentCoTSystem(L.LightningModule):
         self.log("val/tokens", result.mean_tokens, prog_bar=True)
         self.log("val/thoughts", result.mean_thoughts)
         self.log("val/ms_per_example", result.ms_per_example)
+        quality = self.chain_quality(examples, result)
+        for name, value in quality.items():
+            self.log(f"val/{name}", value)
         metrics = self.trainer.callback_metrics
         self.history.append({
             "epoch": self.current_epoch, "stage": stage,
@@ -362,6 +373,7 @@ class LatentCoTSystem(L.LightningModule):
             "val_loss": float(metrics["val/loss"]) if "val/loss" in metrics else math.nan,
             "train_loss": float(metrics["train/loss"]) if "train/loss" in metrics else math.nan,
             "train_seconds": self.train_seconds,
+            **{f"val_{name}": value for name, value in quality.items()},
         })
         if self.best is None or result.accuracy > self.best["val_acc"]:
             self.best = {"epoch": self.current_epoch, "val_acc": result.accuracy}

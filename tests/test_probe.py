@@ -1,4 +1,6 @@
 """Thought inspection: decodings, distance from the vocabulary, frontier, interventions, error categories."""
+import math
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from latent_cot.evaluation import evaluate
 from latent_cot.generation import generate
 from latent_cot.model import GPT
 from latent_cot.probe import (
-    Graph, ProbeError, classify_chain, collect_thoughts, count_categories, decode_thoughts, distance_to_vocabulary,
+    Graph, ProbeError, chain_quality, classify_chain, collect_thoughts, count_categories, decode_thoughts, distance_to_vocabulary,
     frontier_analysis, generate_with_thoughts, inspect_run, intervene, nearest_embeddings, token_name, vocabulary_ids,
 )
 from latent_cot.tokenizer import Tokenizer
@@ -175,6 +177,18 @@ def test_count_categories_needs_graph_fields():
     assert counts["correct_label"] == 1 and sum(counts.values()) == 1
     with pytest.raises(ProbeError, match="graph field"):
         count_categories(["### x"], [Example("q?", [], "x")], [True])
+
+
+def test_chain_quality_counts_fact_steps_and_shortest_paths():
+    texts = ["Tom is a alpus.\nEvery alpus is a gamus.\nEvery gamus is a epsus.\n### Tom is a epsus.",  # 3 facts, shortest
+             "Tom is a alpus.\nEvery alpus is a deltus.\n### Tom is a deltus.",  # 1 fact of 2
+             "### Tom is a epsus.",  # no steps
+             "Tom is a alpus.\n### x"]  # no graph fields: left out
+    examples = [LONGER, LONGER, LONGER, Example("q?", [], "x")]
+    quality = chain_quality(texts, examples, [True, False, True, True])
+    assert quality == {"fact_steps": pytest.approx(4 / 5), "shortest_paths": pytest.approx(1 / 3)}
+    assert math.isnan(chain_quality(["### Tom is a epsus."], [LONGER], [True])["fact_steps"])
+    assert chain_quality(["### x"], [Example("q?", [], "x")], [True]) is None
 
 
 # ----------------------------------------------------------------------------- interventions

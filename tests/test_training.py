@@ -37,6 +37,7 @@ def test_each_mode_trains(tmp_path, mode):
     assert [h["stage"] for h in system.history] == {"icot": [0, 8, 16], "codi": [3, 3, 3]}.get(mode, [0, 1, 2])
     accuracies = [h["val_acc"] for h in system.history]
     assert system.best == {"epoch": accuracies.index(max(accuracies)), "val_acc": max(accuracies)}
+    assert all(0 <= h["val_shortest_paths"] <= 1 and "val_fact_steps" in h for h in system.history)  # a graph task
     if mode in ("coconut", "soft", "pause", "codi"):
         assert system.history[-1]["val_tokens"] >= 2  # two thoughts at the final layout
     else:  # the prompt never changes with the stage: one decoding serves both accuracies

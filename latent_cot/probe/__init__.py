@@ -12,7 +12,7 @@ Modules, each importable on its own:
 Every public name of those modules is re-exported here.
 """
 from latent_cot.probe.chains import (
-    CHAIN_CATEGORIES, ChainCounts, answer_node, classify_chain, count_categories, parse_fact, split_generation,
+    CHAIN_CATEGORIES, ChainCounts, answer_node, chain_quality, classify_chain, count_categories, parse_fact, split_generation,
 )
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import (
@@ -27,7 +27,7 @@ from latent_cot.probe.vocabulary import (
 )
 
 __all__ = [
-    "CHAIN_CATEGORIES", "ChainCounts", "answer_node", "classify_chain", "count_categories", "parse_fact",
+    "CHAIN_CATEGORIES", "ChainCounts", "answer_node", "chain_quality", "classify_chain", "count_categories", "parse_fact",
     "split_generation",
     "ProbeError",
     "FRONTIER_CATEGORIES", "GRAPH_FIELDS", "FrontierResult", "Graph", "frontier_analysis", "frontier_masses",

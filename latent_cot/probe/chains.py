@@ -1,6 +1,7 @@
 """Error categories of generated reasoning chains on ProsQA-style graphs (as in the Coconut paper)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -96,3 +97,28 @@ def count_categories(texts: Sequence[str], examples: Sequence[Example], correct:
     if not used:
         raise ProbeError(f"no example has the graph fields {', '.join(GRAPH_FIELDS)}; error categories need ProsQA-style data")
     return counts
+
+
+def chain_quality(texts: Sequence[str], examples: Sequence[Example], correct: Sequence[bool]) -> dict[str, float] | None:
+    """How real the written reasoning is, over the examples with graph fields:
+      fact_steps      the share of written steps that are facts (edges) of the example's graph: has
+                      the model learned to look facts up in the question?
+      shortest_paths  the share of chains in correct_path: has it learned to search?
+    A learning curve of these tells a format-only loss drop from a lookup (results/prosqa_real/log.md).
+    None when no example has graph fields; fact_steps is NaN when no chain has a step (latent modes).
+    """
+    facts = steps = paths = used = 0
+    for text, example, ok in zip(texts, examples, correct):
+        try:
+            graph = Graph.from_example(example)
+        except ProbeError:
+            continue
+        used += 1
+        paths += classify_chain(text, graph, ok) == "correct_path"
+        for step in split_generation(text)[0]:
+            pair = parse_fact(step)
+            steps += 1
+            facts += pair is not None and (graph.index.get(pair[0]), graph.index.get(pair[1])) in graph.edge_set
+    if not used:
+        return None
+    return {"fact_steps": facts / steps if steps else math.nan, "shortest_paths": paths / used}
