@@ -25,6 +25,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.trainer.states import TrainerFn
 
 from latent_cot.checkpoint_io import CheckpointError, read_checkpoint, remove_stale_temporaries, save_atomically
 from latent_cot.datamodule import LatentDataModule
@@ -72,7 +73,10 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if not self._should_skip_saving_checkpoint(trainer):
+        # Not _should_skip_saving_checkpoint: it skips a step already saved, and when the epoch's
+        # last step is a multiple of every_n_train_steps that save came before the epoch's
+        # validation, whose history row and best epoch this checkpoint must carry.
+        if not (trainer.fast_dev_run or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:

@@ -121,12 +121,13 @@ def test_fit_killed_inside_a_save_resumes_in_the_same_folders(tmp_path):
     root = tmp_path / "run"
     root.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TMPDIR": str(SHM if SHM.is_dir() else tmp_path)}
-    victim = subprocess.Popen([sys.executable, "-c", STALLING_FIT, str(root), "3", *fit_args(root)], cwd=ROOT, env=env,
+    # Saves: steps 2 and 4, epoch 0's end (step 4 again, now with its validation), step 6: killed inside that one.
+    victim = subprocess.Popen([sys.executable, "-c", STALLING_FIT, str(root), "4", *fit_args(root)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while not (root / "stalled").exists():
         assert victim.poll() is None, victim.communicate()[0][-3000:]
-        assert time.time() < deadline, "the run never reached its third save"
+        assert time.time() < deadline, "the run never reached its fourth save"
         time.sleep(0.1)
     victim.send_signal(signal.SIGKILL)
     victim.wait()

@@ -85,6 +85,11 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, bucket):
         assert torch.equal(a[key], b[key]), key  # bitwise: same data order, same kernels, optimizer state restored
     ra, rb = torch.load(reference / "final.pt"), torch.load(interrupted / "final.pt")
     assert ra["step"] == rb["step"] == 18
+    # The last epoch ends on a step checkpoint (18 = 9 x 2), written before that epoch's validation:
+    # the epoch-end checkpoint must still be written after it, or the last epoch's row is lost.
+    for run, final in ((reference, ra), (interrupted, rb)):
+        saved = torch.load(run / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)["latent_cot"]
+        assert saved["history"] == final["history"] and len(final["history"]) == 3
     assert [h["val_acc"] for h in ra["history"]] == [h["val_acc"] for h in rb["history"]]
     for ha, hb in zip(ra["history"], rb["history"]):
         assert ha["val_loss"] == pytest.approx(hb["val_loss"], rel=1e-4)
