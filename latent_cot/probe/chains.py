@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from latent_cot.data.compact import parse_fact
+from latent_cot.data.compact import parse_fact  # re-exported by latent_cot.probe
 from latent_cot.data.example import Example
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import GRAPH_FIELDS, Graph
@@ -52,12 +52,10 @@ def classify_chain(text: str, graph: Graph, correct: bool) -> str:
         return "correct_label" if correct else "wrong_label"
     nodes = []
     for step in steps:
-        pair = parse_fact(step)
-        if pair is None or pair[0] not in graph.index or pair[1] not in graph.index:
+        edge = graph.fact_edge(step)
+        if edge is None or (nodes and nodes[-1] != edge[0]):
             return "hallucination"
-        src, dst = graph.index[pair[0]], graph.index[pair[1]]
-        if (src, dst) not in graph.edge_set or (nodes and nodes[-1] != src):
-            return "hallucination"
+        src, dst = edge
         if not nodes:
             nodes.append(src)
         nodes.append(dst)
@@ -83,16 +81,22 @@ class ChainCounts:
     categories: dict[str, int] = field(default_factory=dict)  # empty without graph fields
 
 
+def _with_graphs(texts: Sequence[str], examples: Sequence[Example], correct: Sequence[bool]) -> list[tuple[str, Graph, bool]]:
+    """(text, graph, correct) of each example that has graph fields; the others are left out."""
+    kept = []
+    for text, example, ok in zip(texts, examples, correct):
+        try:
+            kept.append((text, Graph.from_example(example), ok))
+        except ProbeError:
+            continue
+    return kept
+
+
 def count_categories(texts: Sequence[str], examples: Sequence[Example], correct: Sequence[bool]) -> dict[str, int]:
     """Category counts over generations; raises ProbeError when no example has graph fields."""
     counts = dict.fromkeys(CHAIN_CATEGORIES, 0)
-    used = 0
-    for text, example, ok in zip(texts, examples, correct):
-        try:
-            graph = Graph.from_example(example)
-        except ProbeError:
-            continue
-        used += 1
+    used = _with_graphs(texts, examples, correct)
+    for text, graph, ok in used:
         counts[classify_chain(text, graph, ok)] += 1
     if not used:
         raise ProbeError(f"no example has the graph fields {', '.join(GRAPH_FIELDS)}; error categories need ProsQA-style data")
@@ -107,18 +111,9 @@ def chain_quality(texts: Sequence[str], examples: Sequence[Example], correct: Se
     A learning curve of these tells a format-only loss drop from a lookup (results/prosqa_real/log.md).
     None when no example has graph fields; fact_steps is NaN when no chain has a step (latent modes).
     """
-    facts = steps = paths = used = 0
-    for text, example, ok in zip(texts, examples, correct):
-        try:
-            graph = Graph.from_example(example)
-        except ProbeError:
-            continue
-        used += 1
-        paths += classify_chain(text, graph, ok) == "correct_path"
-        for step in split_generation(text)[0]:
-            pair = parse_fact(step)
-            steps += 1
-            facts += pair is not None and (graph.index.get(pair[0]), graph.index.get(pair[1])) in graph.edge_set
+    used = _with_graphs(texts, examples, correct)
     if not used:
         return None
-    return {"fact_steps": facts / steps if steps else math.nan, "shortest_paths": paths / used}
+    paths = sum(classify_chain(text, graph, ok) == "correct_path" for text, graph, ok in used)
+    judged = [graph.fact_edge(step) is not None for text, graph, _ in used for step in split_generation(text)[0]]
+    return {"fact_steps": sum(judged) / len(judged) if judged else math.nan, "shortest_paths": paths / len(used)}

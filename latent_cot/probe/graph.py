@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 
+from latent_cot.data.compact import parse_fact
 from latent_cot.data.example import Example
 from latent_cot.probe.errors import ProbeError
 from latent_cot.tokenizer import UNK, Tokenizer
@@ -60,6 +61,14 @@ class Graph:
         extra = example.extra
         return cls(list(extra["idx_to_symbol"]), [(int(a), int(b)) for a, b in extra["edges"]],
                    int(extra["root"]), int(extra["target"]), extra.get("neg_target"))
+
+    def fact_edge(self, sentence: str) -> tuple[int, int] | None:
+        """The edge (src, dst) a fact sentence states, in either rendering, if the graph has it; else None."""
+        pair = parse_fact(sentence)
+        if pair is None or pair[0] not in self.index or pair[1] not in self.index:
+            return None
+        edge = (self.index[pair[0]], self.index[pair[1]])
+        return edge if edge in self.edge_set else None
 
     def distances_from(self, start: int) -> dict[int, int]:
         """Shortest number of edges from `start` to every node reachable from it."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from latent_cot.data.compact import parse_fact
 from latent_cot.data.example import Example
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import Graph
@@ -40,11 +39,8 @@ def shortest_path_edges(graph: Graph) -> set[tuple[int, int]]:
 
 def judge_sentence(sentence: str, graph: Graph, path_edges: set[tuple[int, int]]) -> tuple[bool, bool]:
     """(a fact of the graph, an edge of a shortest root -> target path)."""
-    pair = parse_fact(sentence)
-    if pair is None or pair[0] not in graph.index or pair[1] not in graph.index:
-        return False, False
-    edge = (graph.index[pair[0]], graph.index[pair[1]])
-    return edge in graph.edge_set, edge in path_edges
+    edge = graph.fact_edge(sentence)
+    return edge is not None, edge in path_edges
 
 
 def count_translations(sentences: Sequence[Sequence[str]], examples: Sequence[Example]) -> TranslationCounts:
