@@ -63,7 +63,7 @@ def score_run(path: str | Path, data: str, limit: int | None) -> tuple[dict[str,
     result = score(loaded, examples_for(loaded, data, limit=limit))
     history, seconds = lineage(loaded, path)
     earlier_epochs = len(history) - len(loaded.history)  # of the runs it was started from
-    tested = earlier_epochs + (loaded.best["epoch"] if loaded.best else loaded.epoch)
+    tested = earlier_epochs + loaded.epoch  # the epoch its weights are from: best.ckpt's best, last.ckpt's last
     run = {"ckpt": str(path), "mode": loaded.mode, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens,
            "ms_per_example": result.ms_per_example, "mean_thoughts": result.mean_thoughts, "n_test": result.n_examples,
            "train_seconds": seconds, "tested_epoch": tested, "history": history}

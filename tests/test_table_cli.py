@@ -50,12 +50,30 @@ def test_table_scores_like_evaluate_and_groups_seeds(branched_runs, capsys):
     assert "± " in (out / "results.md").read_text() and (out / "accuracy.png").is_file()
     assert len(list((out / "predictions").glob("*.jsonl"))) == 3
 
+    # Tested epoch: the one the weights are from (last.ckpt here), counted from the stage-0 run's first.
+    assert [r["tested_epoch"] for r in results["runs"]] == [1, 3, 3]
+
     # A branch counts its stage-0 run: its history starts with stage 0's epochs, then its own, shifted.
     own, parent = load_run(branches[0]), load_run(stage0)
     assert [row["epoch"] for row in results["runs"][1]["history"]] == [0, 1, 2, 3]
     assert results["runs"][1]["history"][:2] == parent.history
     assert results["runs"][1]["train_seconds"] == pytest.approx(own.train_seconds + parent.train_seconds)
     assert 0 < parent.history[-1]["train_seconds"] <= parent.train_seconds == results["runs"][0]["train_seconds"]
+
+
+def test_tested_epoch_is_the_weights_epoch_not_the_recorded_best(branched_runs, tmp_path):
+    """A last.ckpt whose run peaked earlier holds the last epoch's weights, and the table must say so."""
+    from latent_cot.checkpoint import CHECKPOINT_KEY
+    from latent_cot.checkpoint_io import read_checkpoint, save_atomically
+
+    tmp, stage0, _ = branched_runs
+    peaked_early = read_checkpoint(stage0)
+    peaked_early[CHECKPOINT_KEY]["best"] = {"epoch": 0, "val_acc": 1.0}
+    save_atomically(peaked_early, tmp_path / "last.ckpt")
+    data = tmp_path / "test.json"
+    write_json(make_examples("prosqa_small", 2, seed=9, steps=(1, 2)), data)
+    assert main(["table", "--ckpt", str(tmp_path / "last.ckpt"), "--data", str(data), "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "results.json").read_text())["runs"][0]["tested_epoch"] == 1
 
 
 def test_time_of_a_run_resumed_from_an_untimed_checkpoint_is_unknown(branched_runs, tmp_path):
