@@ -11,8 +11,9 @@ Modules, each importable on its own:
   errors         `ProbeError`
 Every public name of those modules is re-exported here.
 """
+from latent_cot.data.compact import parse_fact  # the fact parser the chain analyses use, kept public here
 from latent_cot.probe.chains import (
-    CHAIN_CATEGORIES, ChainCounts, answer_node, chain_quality, classify_chain, count_categories, parse_fact, split_generation,
+    CHAIN_CATEGORIES, ChainCounts, answer_node, chain_quality, classify_chain, count_categories, split_generation,
 )
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import (

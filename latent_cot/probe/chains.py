@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from latent_cot.data.compact import parse_fact  # re-exported by latent_cot.probe
 from latent_cot.data.example import Example
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import GRAPH_FIELDS, Graph
