@@ -45,6 +45,10 @@ class Schedule:
     pad_to_max: bool = True  # same number of thoughts for every example at the final stage (Coconut: on)
     uniform_prob: float = 0.0  # chance that an example is drawn at a random stage 0..n_steps instead
     start_stage: int = 0  # epoch 0 trains this stage: Coconut's GSM8k run continues a CoT model at stage 1
+    # Epochs of stage 0 (token CoT) when training starts there; None: epochs_per_stage. A longer
+    # stage 0 in one run does what Coconut's GSM8k recipe does with a separate CoT run: the chain is
+    # learned before its steps are replaced (on the small ProsQA task, 2 epochs are too few).
+    stage0_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_stage < 0:
@@ -57,6 +61,9 @@ class Schedule:
             raise ValueError(f"schedule.uniform_prob must be in [0, 1], got {self.uniform_prob}")
         if not 0 <= self.start_stage <= self.final_stage:
             raise ValueError(f"schedule.start_stage must be in [0, max_stage + 1 = {self.final_stage}], got {self.start_stage}")
+        if self.stage0_epochs is not None and (self.stage0_epochs < 1 or self.start_stage > 0):
+            raise ValueError(f"schedule.stage0_epochs must be >= 1 and needs start_stage 0, got {self.stage0_epochs} "
+                             f"with start_stage {self.start_stage}")
 
     @property
     def final_stage(self) -> int:
@@ -64,7 +71,9 @@ class Schedule:
         return self.max_stage + 1
 
     def stage_at(self, epoch: int) -> int:
-        return min(self.start_stage + epoch // self.epochs_per_stage, self.final_stage)
+        # a stage 0 longer (or shorter) than the others shifts every later stage by the difference
+        shift = 0 if self.stage0_epochs is None else self.stage0_epochs - self.epochs_per_stage
+        return min(self.start_stage + max(epoch - shift, 0) // self.epochs_per_stage, self.final_stage)
 
     def sample_stage(self, epoch: int, rng: random.Random, n_steps: int) -> int:
         """The stage an example with n_steps steps is rendered at this epoch, with uniform mixing.

@@ -67,9 +67,10 @@ class LatentCoTSystem(L.LightningModule):
         pretrained: a local Hugging Face GPT-2 directory whose weights to start from (its config
             replaces `backbone`; only dropout may be overridden); pair it with data.gpt2_dir for the
             matching tokenizer. The token table grows by the added special tokens.
-        max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob, start_stage: the
-            curriculum (curriculum.Schedule). start_stage > 0 with init_from continues an earlier
-            run (e.g. a CoT model) at that stage, as Coconut's GSM8k recipe does.
+        max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob, start_stage,
+            stage0_epochs: the curriculum (curriculum.Schedule). start_stage > 0 with init_from
+            continues an earlier run (e.g. a CoT model) at that stage, as Coconut's GSM8k recipe
+            does; stage0_epochs > epochs_per_stage does the same within one run.
         lr, weight_decay, warmup_steps, betas: AdamW, linear warm-up over the first steps.
         decay_groups: no weight decay on biases and LayerNorm gains (nanoGPT's habit); off, every
             parameter decays (Coconut).
@@ -99,6 +100,7 @@ class LatentCoTSystem(L.LightningModule):
         pad_to_max: bool = _SCHEDULE.pad_to_max,
         uniform_prob: float = _SCHEDULE.uniform_prob,
         start_stage: int = _SCHEDULE.start_stage,
+        stage0_epochs: int | None = _SCHEDULE.stage0_epochs,
         lr: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
@@ -131,7 +133,8 @@ class LatentCoTSystem(L.LightningModule):
         if reset_optimizer not in RESETS:
             raise ConfigError(f"model.reset_optimizer: expected one of {', '.join(RESETS)}, got {reset_optimizer!r}")
         try:
-            self.schedule = Schedule(max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob, start_stage)
+            self.schedule = Schedule(max_stage, thoughts_per_step, epochs_per_stage, pad_to_max, uniform_prob, start_stage,
+                                     stage0_epochs)
         except ValueError as error:
             raise ConfigError(f"model.{str(error).removeprefix('schedule.')}") from None
         if init_from is not None and not Path(init_from).is_file():

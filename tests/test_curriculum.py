@@ -97,6 +97,19 @@ def test_start_stage_shifts_the_schedule():
         Schedule(max_stage=3, start_stage=5)
 
 
+def test_stage0_epochs_lengthens_only_stage_0():
+    """stage0_epochs: token CoT for that many epochs, then every later stage as long as before."""
+    longer = Schedule(max_stage=2, epochs_per_stage=2, stage0_epochs=5)
+    assert [longer.stage_at(e) for e in range(12)] == [0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
+    shorter = Schedule(max_stage=2, epochs_per_stage=3, stage0_epochs=1)
+    assert [shorter.stage_at(e) for e in range(9)] == [0, 1, 1, 1, 2, 2, 2, 3, 3]
+    assert [Schedule(max_stage=2, epochs_per_stage=2, stage0_epochs=2).stage_at(e) for e in range(8)] == \
+        [Schedule(max_stage=2, epochs_per_stage=2).stage_at(e) for e in range(8)]
+    for bad in ({"stage0_epochs": 0}, {"stage0_epochs": 3, "start_stage": 1}):
+        with pytest.raises(ValueError, match="stage0_epochs"):
+            Schedule(max_stage=2, **bad)
+
+
 def test_labels_masked_as_designed(tokenizer):
     """Question, <bot>, thoughts, <eot> unsupervised; remaining steps, ###, answer, <eos> supervised."""
     schedule = Schedule(max_stage=2)
