@@ -20,17 +20,19 @@ epoch that had the best validation accuracy (Coconut's choice; its epoch is reco
 An existing <out_dir>/<name>/ is refused (its table would no longer list its predictions);
 `--overwrite` replaces it whole, and only once the new results are complete. Each run prints a
 progress line (mode, seed, epoch, step, loss, ETA) every 15 s and at each epoch end; `--quiet`
-keeps only the per-run summaries and the table.
+keeps only the per-run summaries and the table. An interrupted comparison (error, Ctrl-C, kill)
+continues with `--resume`: each run goes on from its last checkpoint (a finished one is only tested
+again), provided its resolved config is the one it started with.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from latent_cot.provenance import command_line, commit_text, git_state
 
 DEFAULT_CONFIG = "configs/compare/default.yaml"
 COMPARE_KEYS = {"name", "modes", "seeds", "configs", "overrides", "out_dir", "run_dir"}
+RUN_CONFIG = "compare_config.yaml"  # in each run's folder: the resolved config it started with, for --resume
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training config value, e.g. --set trainer.max_epochs=2 (repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing results/<name>/ (and its runs) whole")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the runs of an interrupted comparison of this name from their last checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only each run's summary and the table")
 
 
@@ -86,8 +91,28 @@ def mode_file(configs: list[str], mode: str) -> Path | None:
     return candidate if candidate.is_file() and candidate != Path(configs[-1]) else None
 
 
-def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Train and test one mode with one seed through the same CLI wiring as `latent-cot fit`."""
+def resume_point(run_dir: Path, resolved: str) -> Path | None:
+    """The run's last checkpoint if it has one, after checking it was trained with `resolved`."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    saved = run_dir / RUN_CONFIG
+    old = saved.read_text().splitlines() if saved.is_file() else []
+    if old != resolved.splitlines():
+        changed = [line for line in difflib.unified_diff(old, resolved.splitlines(), lineterm="", n=0)
+                   if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        raise ValueError(f"--resume: {run_dir} was trained with another config than this run's "
+                         f"({'; '.join(changed[:2]) if old else f'no {RUN_CONFIG}'}); "
+                         f"rerun without --resume (with --overwrite) to start it afresh")
+    return last
+
+
+def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], run_dir: Path, progress: bool = True,
+              resume: bool = False) -> dict[str, Any]:
+    """Train and test one mode with one seed through the same CLI wiring as `latent-cot fit`.
+
+    With `resume`, a run that has a last checkpoint continues from it (mid-epoch too).
+    """
     from latent_cot.checkpoint_io import read_checkpoint
     from latent_cot.methods import METHODS
     from latent_cot.progress import ProgressLines
@@ -102,9 +127,12 @@ def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], ru
     if progress:
         cli.trainer.callbacks.append(ProgressLines(f"{mode} seed {seed}"))
     resolved = cli.parser.dump(cli.config)
-    start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    train_seconds = time.perf_counter() - start
+    ckpt_path = resume_point(run_dir, resolved) if resume else None
+    if ckpt_path is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_CONFIG).write_text(resolved)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    train_seconds = cli.model.train_seconds  # the epochs' wall time, validation included, across resumes
     epochs, global_step, best = cli.trainer.current_epoch, cli.trainer.global_step, cli.model.best
     best_path = best_checkpoint_path(cli.trainer)
     if best_path is not None:  # the weights only: the run's history and state stay as training left them
@@ -122,7 +150,8 @@ def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], ru
 
 def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: list[str] | None = None,
             name: str = "default", out_dir: str | Path = "results", run_dir: str | Path = "runs/compare",
-            command: str | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+            command: str | None = None, overwrite: bool = False, progress: bool = True,
+            resume: bool = False) -> dict[str, Any]:
     """Train every mode x seed, evaluate on the test split, write results; returns results.json's content.
 
     The results are written to a staging folder beside <out_dir>/<name>, which replaces it only at
@@ -145,12 +174,12 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
         raise FileExistsError(f"{final} already exists (an earlier comparison); pass --overwrite to replace it whole, "
                               f"or --name to write beside it")
     git = git_state()  # the code as the runs start: commits made while they train must not be credited
-    if overwrite:
+    if overwrite and not resume:
         shutil.rmtree(Path(run_dir) / name, ignore_errors=True)  # the replaced results' training runs
     final.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=final.parent))
     try:
-        results = _compare_into(out, modes, seeds, configs, overrides, name, run_dir, command, git, progress)
+        results = _compare_into(out, modes, seeds, configs, overrides, name, run_dir, command, git, progress, resume)
         shutil.rmtree(final, ignore_errors=True)
         out.rename(final)
     finally:
@@ -160,14 +189,15 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
 
 
 def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[str], overrides: list[str], name: str,
-                  run_dir: str | Path, command: str | None, git: dict[str, Any], progress: bool) -> dict[str, Any]:
+                  run_dir: str | Path, command: str | None, git: dict[str, Any], progress: bool,
+                  resume: bool = False) -> dict[str, Any]:
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     (out / "configs").mkdir(parents=True, exist_ok=True)
     runs = []
     for mode in modes:
         for seed in seeds:
             print(f"[compare] training {mode} (seed {seed})", flush=True)
-            run = train_one(mode, seed, configs, overrides, Path(run_dir) / name / f"{mode}_seed{seed}", progress)
+            run = train_one(mode, seed, configs, overrides, Path(run_dir) / name / f"{mode}_seed{seed}", progress, resume)
             run.pop("eval").write_records(out / "predictions" / f"{mode}_seed{seed}.jsonl")
             (out / "configs" / f"{mode}_seed{seed}.yaml").write_text(run.pop("config"))
             runs.append(run)
@@ -279,5 +309,6 @@ def run(args: argparse.Namespace) -> int:
         command=command_line(),
         overwrite=args.overwrite,
         progress=not args.quiet,
+        resume=args.resume,
     )
     return 0

@@ -82,3 +82,43 @@ def test_each_mode_composes_its_own_file_beside_the_shared_config(monkeypatch, t
     results = {"name": "x", "command": "latent-cot compare", "git": {"commit": "abc", "dirty": False}, "seeds": [0],
                "configs": shared, "overrides": [], "rows": [], "mode_configs": {"icot": "configs/prosqa_small/icot.yaml"}}
     assert "each mode's own file after them: `configs/prosqa_small/icot.yaml`" in results_markdown(results, "")
+
+
+def test_resume_continues_an_interrupted_comparison(tmp_path, monkeypatch, capsys):
+    """A comparison killed in its second run: --resume tests the finished run again without training it
+    and trains the other; a run whose config changed is refused, naming the run and the change."""
+    import latent_cot.compare as compare_module
+
+    monkeypatch.chdir(ROOT)
+    real_train_one, calls = compare_module.train_one, []
+
+    def killed_in_coconut(mode, *args, **kwargs):
+        calls.append(mode)
+        if mode == "coconut":
+            raise KeyboardInterrupt
+        return real_train_one(mode, *args, **kwargs)
+
+    args = ["compare", "--config", str(tmp_path / "compare.yaml"), "--out_dir", str(tmp_path / "results"),
+            "--run_dir", str(tmp_path / "runs"), "--quiet"]
+    (tmp_path / "compare.yaml").write_text(
+        "name: tiny\nmodes: [cot, coconut]\nseeds: [0]\nconfigs: [configs/tiny.yaml]\n"
+        "overrides: [trainer.max_epochs=2, data.n_train=8, data.n_test=4, model.eval_limit=2, trainer.logger=false]\n")
+    monkeypatch.setattr(compare_module, "train_one", killed_in_coconut)
+    try:
+        main(args)
+    except KeyboardInterrupt:
+        pass
+    assert calls == ["cot", "coconut"] and not (tmp_path / "results" / "tiny").exists()
+    cot_last = tmp_path / "runs" / "tiny" / "cot_seed0" / "checkpoints" / "last.ckpt"
+    trained = cot_last.stat().st_mtime_ns
+    monkeypatch.setattr(compare_module, "train_one", real_train_one)
+
+    assert main(args + ["--resume"]) == 0
+    assert cot_last.stat().st_mtime_ns == trained  # not trained again
+    runs = json.loads((tmp_path / "results" / "tiny" / "results.json").read_text())["runs"]
+    assert [(r["mode"], r["epochs"], len(r["history"])) for r in runs] == [("cot", 2, 2), ("coconut", 2, 2)]
+    assert all(r["train_seconds"] > 0 for r in runs)
+
+    assert main(args + ["--resume", "--overwrite", "--set", "model.lr=0.5"]) == 2
+    error = capsys.readouterr().err
+    assert "cot_seed0 was trained with another config" in error and "lr: 0.5" in error
