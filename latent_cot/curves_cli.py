@@ -37,7 +37,9 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    columns = min(len(runs), 4)
+    legend_height = 0.3 * math.ceil(len(runs) / columns)  # inches: one legend row per 4 runs, below the panels
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4 + legend_height))
     for index, run in enumerate(runs):
         colour = f"C{index % 10}"
         epochs = [run["offset"] + row["epoch"] + 1 for row in run["history"]]
@@ -54,8 +56,9 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     loss_ax.set(xlabel="epoch", ylabel="validation loss (current stage)", title=title)
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+    # one legend below both panels: inside them, eight runs' labels covered the curves
+    fig.legend(*acc_ax.get_legend_handles_labels(), loc="lower center", ncol=columns, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / (4 + legend_height), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
