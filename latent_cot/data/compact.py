@@ -10,6 +10,8 @@ is enough to recover the edge, so counted in words and punctuation a question sh
 half. Everything is rebuilt from the graph fields (idx_to_symbol, edges, root, target,
 neg_target), so real ProsQA files render too; the order of facts and of the two options is taken
 from the original question, because edge order is topological and would give the answer away.
+A question already in compact form keeps its order too, so compacting is idempotent (a file written
+by `latent-cot data make --compact` reads back exactly as it was generated).
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import re
 from latent_cot.data.example import DataError, Example
 
 GRAPH_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
-_SENTENCE = re.compile(r"[^.?]+[.?]")
+_FACT_TEXT = re.compile(r"[^.?;]+[.;]")  # a sentence "... ." or a compact fact "a b ;"
 _OPTIONS = re.compile(r"Is (\S+) a (\S+) or (\S+)\?\s*$")
+_COMPACT_OPTIONS = re.compile(r"\? (\S+) (\S+) (\S+)\s*$")
 
 
 def compact_fact(src: str, dst: str) -> str:
@@ -52,7 +55,7 @@ def compact_example(example: Example, source: str = "<example>") -> Example:
 
     # Order the facts as the question states them; edges the text does not mention go last.
     position: dict[tuple[str, str], int] = {}
-    for i, sentence in enumerate(_SENTENCE.findall(example.question)):
+    for i, sentence in enumerate(_FACT_TEXT.findall(example.question)):
         pair = parse_fact(sentence)
         if pair is not None:
             position.setdefault(pair, i)
@@ -60,7 +63,7 @@ def compact_example(example: Example, source: str = "<example>") -> Example:
     facts = " ".join(compact_fact(symbols[a], symbols[b]) for a, b in ordered)
 
     options = [symbols[target], symbols[neg_target]]
-    match = _OPTIONS.search(example.question)
+    match = _OPTIONS.search(example.question) or _COMPACT_OPTIONS.search(example.question)
     if match and sorted(match.group(2, 3)) == sorted(options):
         options = list(match.group(2, 3))
     question = f"{facts} ? {symbols[root]} {options[0]} {options[1]}"
