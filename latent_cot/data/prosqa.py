@@ -50,9 +50,9 @@ SHARED = 2
 MAX_ATTEMPTS = 2000  # graphs drawn per example before the parameters are declared impossible
 
 DEFAULTS = dict(nodes=(17, 28), people=(2, 6), steps=(3, 6), max_parents=7, concepts=len(CONCEPTS), persons=len(PERSONS))
-# The CPU variant: small enough to train in minutes. On the two-family graphs no mode leaves chance
-# in the main job's budget (a 4 x 128 GPT, 6,000 compact examples, 10 epochs: cot 50.8%); the 65%
-# measured on the graphs before that fix came from their answer shortcut (results/prosqa_real/log.md).
+# A very small variant (task prosqa_small). On the two-family graphs a 4 x 128 GPT trained on 6,000
+# of them for 10 epochs stays at chance (cot 50.8%), so the main job now trains on task prosqa with
+# nodes 6-10, people 2-3, steps 1-2 instead (configs/prosqa_small/base.yaml; results/prosqa_real/log.md).
 SMALL = dict(nodes=(5, 7), people=(2, 2), steps=(1, 2), max_parents=2, concepts=8, persons=4)
 
 
