@@ -37,9 +37,9 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = min(len(runs), 4)
-    legend_height = 0.3 * math.ceil(len(runs) / columns)  # inches: one legend row per 4 runs, below the panels
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4 + legend_height))
+    panel_height, columns = 4.0, min(len(runs), 4)  # inches; one legend row per 4 runs, below the panels
+    legend_height = 0.3 * math.ceil(len(runs) / columns)
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, panel_height + legend_height))
     for index, run in enumerate(runs):
         colour = f"C{index % 10}"
         epochs = [run["offset"] + row["epoch"] + 1 for row in run["history"]]
@@ -58,7 +58,7 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
     # one legend below both panels: inside them, eight runs' labels covered the curves
     fig.legend(*acc_ax.get_legend_handles_labels(), loc="lower center", ncol=columns, frameon=False)
-    fig.tight_layout(rect=(0, legend_height / (4 + legend_height), 1, 1))
+    fig.tight_layout(rect=(0, legend_height / (panel_height + legend_height), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
