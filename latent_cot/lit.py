@@ -44,9 +44,13 @@ RESETS = ("epoch", "stage", "never")
 _SCHEDULE = Schedule()  # the curriculum's defaults, which are the system's defaults too
 
 
-def _with_dropout(model: GPT, dropout: dict[str, float]) -> GPT:
-    """The same weights in a backbone with other dropout settings (the only change pretrained weights allow)."""
-    rebuilt = GPT(replace(model.config, **dropout))
+def _with_overrides(model: GPT, overrides: dict) -> GPT:
+    """The same weights in a backbone with other dropout settings or, with rotary positions, another context
+    length (the only changes trained weights allow: neither has parameters)."""
+    if "block_size" in overrides and not model.config.rotary:
+        raise ConfigError("model.backbone_overrides.block_size: cannot change on trained weights with a learned "
+                          "position table (its rows are parameters); only a rotary backbone's can")
+    rebuilt = GPT(replace(model.config, **overrides))
     rebuilt.load_state_dict(model.state_dict())
     return rebuilt
 
@@ -126,10 +130,11 @@ class LatentCoTSystem(L.LightningModule):
         except (ValueError, TypeError) as error:
             raise ConfigError(f"model.backbone_overrides: {error}") from None
         if pretrained is not None or init_from is not None:
-            fixed = sorted(set(backbone_overrides or {}) - set(DROPOUT_FIELDS))
+            fixed = sorted(set(backbone_overrides or {}) - set(DROPOUT_FIELDS) - {"block_size"})
             if fixed:
                 raise ConfigError(f"model.backbone_overrides.{fixed[0]}: cannot change on trained weights "
-                                  f"(model.pretrained / model.init_from); only {', '.join(DROPOUT_FIELDS)} can")
+                                  f"(model.pretrained / model.init_from); only {', '.join(DROPOUT_FIELDS)} and, "
+                                  f"with rotary positions, block_size can")
         if reset_optimizer not in RESETS:
             raise ConfigError(f"model.reset_optimizer: expected one of {', '.join(RESETS)}, got {reset_optimizer!r}")
         try:
@@ -202,7 +207,7 @@ class LatentCoTSystem(L.LightningModule):
         else:
             model = GPT(GPTConfig.from_name(self.hparams.backbone, **{**overrides, "vocab_size": tokenizer.vocab_size}))
             overrides = {}
-        self.model = (_with_dropout(model, overrides) if overrides else model).train()
+        self.model = (_with_overrides(model, overrides) if overrides else model).train()
         self.gpt_config = self.model.config
         self.method.build(self.model)
 

@@ -175,6 +175,26 @@ def test_init_from_continues_a_cot_run_at_a_later_stage(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-6)  # lr 1e-12: still the CoT weights
 
 
+@pytest.mark.parametrize("rotary", [True, False])
+def test_init_from_lengthens_only_a_rotary_context(tmp_path, rotary):
+    """Rotary positions have no parameters, so a model trained on short graphs may go on with longer ones."""
+    torch.manual_seed(0)
+    cot, data = LatentCoTSystem(mode="cot", **{**MODEL, "backbone_overrides": {"block_size": 160, "rotary": rotary}}), LatentDataModule(**DATA)
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
+    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=1,
+            limit_val_batches=0).fit(cot, datamodule=data)
+    longer = LatentCoTSystem(mode="coconut", **{**MODEL, "backbone_overrides": {"block_size": 320}},
+                             init_from=checkpoint.last_model_path, start_stage=1)
+    if not rotary:
+        with pytest.raises(ConfigError, match=r"model\.backbone_overrides\.block_size: .*learned position table"):
+            longer.build(cot.tokenizer)
+        return
+    longer.build(cot.tokenizer)
+    assert longer.model.config == replace(cot.model.config, block_size=320)
+    for a, b in zip(longer.model.parameters(), cot.model.parameters()):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(mode="latent"), "model.mode"),
     (dict(min_lr_ratio=1.5), "model.min_lr_ratio"),
