@@ -40,8 +40,8 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
             args.append(f"--model.init_from={tmp_path / 'stage0.ckpt'}")
     cli = make_cli(args, run=False)
     mode = path.stem.split("_", 1)[1] if path.parent.name == "coconut_paper" else path.stem
-    # the curriculum's start is token CoT; coconut_from_cot is a coconut variant
-    mode = {"stage0": "cot", "small_graphs": "cot", "coconut_from_cot": "coconut"}.get(path.stem, mode)
+    # the curriculum's start and the graph-size steps are token CoT; MODE_from_X continues X's model in MODE
+    mode = {"stage0": "cot", "small_graphs": "cot", "medium_graphs": "cot"}.get(path.stem, mode.split("_from_")[0])
     if mode in MODES:  # a mode file trains the mode it is named after
         assert cli.model.mode == mode
     elif mode in ADDONS:  # an add-on file attaches it to coconut
