@@ -63,7 +63,8 @@ class GPTConfig:
         return cls(**values)
 
 
-DROPOUT_FIELDS = ("embd_pdrop", "attn_pdrop", "resid_pdrop")  # the fields that may change on pretrained weights
+# the fields that may change on trained weights (with rotary positions block_size may too: lit._with_overrides)
+DROPOUT_FIELDS = ("embd_pdrop", "attn_pdrop", "resid_pdrop")
 
 
 PRESETS: dict[str, GPTConfig] = {

@@ -67,7 +67,8 @@ class LatentCoTSystem(L.LightningModule):
         backbone: GPT preset name (config.PRESETS); vocab_size always comes from the tokenizer.
         backbone_overrides: GPTConfig fields to override, e.g. {n_layer: 2, block_size: 256}.
         init_from: checkpoint of an earlier run whose backbone (config and weights) and tokenizer to
-            start from; only dropout may be overridden.
+            start from; only dropout may be overridden, and block_size when its positions are rotary
+            (e.g. to go on with longer examples).
         pretrained: a local Hugging Face GPT-2 directory whose weights to start from (its config
             replaces `backbone`; only dropout may be overridden); pair it with data.gpt2_dir for the
             matching tokenizer. The token table grows by the added special tokens.
