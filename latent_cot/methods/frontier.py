@@ -1,0 +1,75 @@
+"""`frontier`, an add-on for coconut and pause on graph search: each thought's readout is trained
+towards the search frontier (after Gozeten et al. 2025, "Continuous Chain of Thought Enables
+Parallel Exploration and Reasoning", whose continuous supervision trains each step's distribution
+towards every state reachable at that step; Zhu et al. 2025 find such a frontier emerging in
+Coconut's own thoughts on ProsQA).
+
+Notation: B batch | T sequence | K thought columns | M frontier tokens | V vocab.
+
+The readout of slot t is the LM head's distribution at the column just before it: the thought
+itself for coconut (softmax(lm_head(thought)), what `inspect` reads), the state whose successor is
+a <pause> for pause. It is trained by cross-entropy towards the uniform distribution over
+frontier(t + 1), the nodes a walk of exactly t + 1 edges reaches from the root (the `inspect`
+definition: `latent_cot.probe.graph.Graph`). Slots with an empty frontier have no term; the term
+is the mean over supervised slots, times model.addons.frontier.weight. Inference is unchanged.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from latent_cot.data.example import DataError, Example
+from latent_cot.data.render import IGNORE, Rendered
+from latent_cot.methods.base import Addon, LossTerms, Method
+from latent_cot.model import GPT
+from latent_cot.thoughts import LatentOutput
+from latent_cot.tokenizer import Tokenizer
+
+
+def frontier_targets(example: Example, tokenizer: Tokenizer, n_slots: int) -> list[list[int]]:
+    """Per slot t, the token ids of frontier(t + 1) (sorted, distinct; [] when it is empty)."""
+    # Imported here: latent_cot.probe imports latent_cot.methods for its analyses.
+    from latent_cot.probe.errors import ProbeError
+    from latent_cot.probe.graph import Graph, node_token_ids
+
+    try:
+        graph = Graph.from_example(example)
+    except ProbeError as error:
+        raise DataError(f"model.addons.frontier: {error}; question {example.question[:60]!r}") from error
+    token_ids = node_token_ids(graph, tokenizer)
+    return [sorted({token_ids[v] for v in graph.frontier(t + 1) if token_ids[v] >= 0}) for t in range(n_slots)]
+
+
+class Frontier(Addon):
+    name = "frontier"
+    modes = ("coconut", "pause")
+    defaults = {"weight": 1.0}
+
+    def extras(self, example: Example, tokenizer: Tokenizer, layout: Any, method: Method) -> dict[str, Any]:
+        return {"frontier": frontier_targets(example, tokenizer, layout.n_slots)}
+
+    def collate(self, items: Sequence[Rendered], batch: dict[str, torch.Tensor], tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
+        K = max((len(r.extra["frontier"]) for r in items), default=0)
+        M = max((len(t) for r in items for t in r.extra["frontier"]), default=0)
+        targets = torch.full((len(items), K, M), IGNORE, dtype=torch.long)  # (B, K, M)
+        for row, rendered in enumerate(items):
+            for slot, tokens in enumerate(rendered.extra["frontier"]):
+                targets[row, slot, :len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
+        # collate aligned every row's <bot> to one column; slot t is read out at <bot>'s column + t.
+        is_bot = batch["input_ids"] == tokenizer.bot_id  # (B, T)
+        return {"frontier": targets, "frontier_column": is_bot.long().argmax(dim=1)}
+
+    def add_loss(self, terms: LossTerms, model: GPT, batch: dict[str, torch.Tensor], out: LatentOutput) -> None:
+        targets = batch["frontier"]  # (B, K, M)
+        real = targets != IGNORE  # (B, K, M)
+        has = real.any(dim=-1)  # (B, K)
+        if not bool(has.any()):  # no slot in the batch (stage 0), or only empty frontiers
+            return
+        K = targets.shape[1]
+        columns = batch["frontier_column"][:, None] + torch.arange(K, device=targets.device)  # (B, K)
+        logits = out.logits.gather(1, columns[..., None].expand(-1, -1, out.logits.shape[-1]))  # (B, K, V)
+        log_probs = torch.log_softmax(logits.float(), dim=-1).gather(2, targets.clamp(min=0))  # (B, K, M)
+        per_slot = -(log_probs * real).sum(-1) / real.sum(-1).clamp(min=1)  # (B, K): CE to the uniform frontier
+        terms.add("frontier", per_slot[has].mean(), self.settings["weight"])
