@@ -48,7 +48,7 @@ def test_batched_loss_is_each_readouts_cross_entropy_one_example_at_a_time(mode)
     items = [method.render(e, TOK, method.layout(len(e.steps), 3)) for e in GRAPHS]
     terms = method.loss(model, method.collate(items, TOK), TOK)
     torch.testing.assert_close(terms.extra, 0.5 * terms.logs["frontier"])
-    losses = []
+    losses, by_thought = [], {}
     for item in items:  # no padding, no shared column: the slots found in the row itself
         batch = collate([item.input_ids], TOK.pad_id)
         out = method.latent(model, batch, TOK)
@@ -59,7 +59,11 @@ def test_batched_loss_is_each_readouts_cross_entropy_one_example_at_a_time(mode)
             # coconut: the thought fed into slot t, read through the LM head; pause: the column before it
             logits = model.lm_head(out.thoughts[0, t]) if mode == "coconut" else out.logits[0, bot + t]
             losses.append(-torch.log_softmax(logits, -1)[tokens].mean())
+            by_thought.setdefault(f"frontier_{t + 1}", []).append(losses[-1])
     torch.testing.assert_close(terms.logs["frontier"], torch.stack(losses).mean(), rtol=1e-4, atol=1e-5)
+    assert set(terms.logs) == {"frontier", *by_thought}
+    for name, values in by_thought.items():
+        torch.testing.assert_close(terms.logs[name], torch.stack(values).mean(), rtol=1e-4, atol=1e-5)
     grads = torch.autograd.grad(terms.extra, list(model.parameters()), allow_unused=True)
     assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
 

@@ -11,7 +11,8 @@ itself for coconut (softmax(lm_head(thought)), what `inspect` reads), the state 
 a <pause> for pause. It is trained by cross-entropy towards the uniform distribution over
 frontier(t + 1), the nodes a walk of exactly t + 1 edges reaches from the root (the `inspect`
 definition: `latent_cot.probe.graph.Graph`). Slots with an empty frontier have no term; the term
-is the mean over supervised slots, times model.addons.frontier.weight. Inference is unchanged.
+is the mean over supervised slots, times model.addons.frontier.weight (logged per thought as
+train/frontier_<t>). Inference is unchanged.
 """
 from __future__ import annotations
 
@@ -73,3 +74,6 @@ class Frontier(Addon):
         log_probs = torch.log_softmax(logits.float(), dim=-1).gather(2, targets.clamp(min=0))  # (B, K, M)
         per_slot = -(log_probs * real).sum(-1) / real.sum(-1).clamp(min=1)  # (B, K): CE to the uniform frontier
         terms.add("frontier", per_slot[has].mean(), self.settings["weight"])
+        for t in range(K):  # per thought, to see how deep the learned search reaches
+            if bool(has[:, t].any()):
+                terms.logs[f"frontier_{t + 1}"] = per_slot[has[:, t], t].mean().detach()
