@@ -41,7 +41,7 @@ def test_targets_are_the_frontier_of_each_slot(mode):
     assert any(not tokens for e in GRAPHS for tokens in method.render(e, TOK, method.layout(len(e.steps), 3)).extra["frontier"])
 
 
-@pytest.mark.parametrize("mode", ["coconut", "pause"])
+@pytest.mark.parametrize("mode", ["coconut", "soft", "pause"])
 def test_batched_loss_is_each_readouts_cross_entropy_one_example_at_a_time(mode):
     model = tiny_model(TOK.vocab_size, block_size=160)
     method = build_method(mode, SCHEDULE, addons={"frontier": {"weight": 0.5}})
@@ -56,7 +56,7 @@ def test_batched_loss_is_each_readouts_cross_entropy_one_example_at_a_time(mode)
         for t, tokens in enumerate(item.extra["frontier"]):
             if not tokens:
                 continue
-            # coconut: the thought fed into slot t, read through the LM head; pause: the column before it
+            # coconut: the thought fed into slot t, read through the LM head; soft, pause: the column before it
             logits = model.lm_head(out.thoughts[0, t]) if mode == "coconut" else out.logits[0, bot + t]
             losses.append(-torch.log_softmax(logits, -1)[tokens].mean())
             by_thought.setdefault(f"frontier_{t + 1}", []).append(losses[-1])

@@ -1,4 +1,4 @@
-"""`frontier`, an add-on for coconut and pause on graph search: each thought's readout is trained
+"""`frontier`, an add-on for coconut, soft and pause on graph search: each thought's readout is trained
 towards the search frontier (after Gozeten et al. 2025, "Continuous Chain of Thought Enables
 Parallel Exploration and Reasoning", whose continuous supervision trains each step's distribution
 towards every state reachable at that step; Zhu et al. 2025 find such a frontier emerging in
@@ -7,8 +7,9 @@ Coconut's own thoughts on ProsQA).
 Notation: B batch | T sequence | K thought columns | M frontier tokens | V vocab.
 
 The readout of slot t is the LM head's distribution at the column just before it: the thought
-itself for coconut (softmax(lm_head(thought)), what `inspect` reads), the state whose successor is
-a <pause> for pause. It is trained by cross-entropy towards the uniform distribution over
+itself for coconut (softmax(lm_head(thought)), what `inspect` reads), the mixture weights for soft
+at tau = 1 (CoT2's own setting: its thoughts are those mixtures of token embeddings), the state whose
+successor is a <pause> for pause. It is trained by cross-entropy towards the uniform distribution over
 frontier(t + 1), the nodes a walk of exactly t + 1 edges reaches from the root (the `inspect`
 definition: `latent_cot.probe.graph.Graph`). Slots with an empty frontier have no term; the term
 is the mean over supervised slots, times model.addons.frontier.weight (logged per thought as
@@ -45,7 +46,7 @@ def frontier_targets(example: Example, tokenizer: Tokenizer, n_slots: int) -> li
 
 class Frontier(Addon):
     name = "frontier"
-    modes = ("coconut", "pause")
+    modes = ("coconut", "soft", "pause")
     defaults = {"weight": 1.0}
 
     def extras(self, example: Example, tokenizer: Tokenizer, layout: Any, method: Method) -> dict[str, Any]:
