@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from latent_cot.data.batch import pad_nested
 from latent_cot.data.example import DataError, Example
 from latent_cot.data.render import IGNORE, Rendered
 from latent_cot.methods.base import Addon, LossTerms, Method
@@ -53,12 +54,7 @@ class Frontier(Addon):
         return {"frontier": frontier_targets(example, tokenizer, layout.n_slots)}
 
     def collate(self, items: Sequence[Rendered], batch: dict[str, torch.Tensor], tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
-        K = max((len(r.extra["frontier"]) for r in items), default=0)
-        M = max((len(t) for r in items for t in r.extra["frontier"]), default=0)
-        targets = torch.full((len(items), K, M), IGNORE, dtype=torch.long)  # (B, K, M)
-        for row, rendered in enumerate(items):
-            for slot, tokens in enumerate(rendered.extra["frontier"]):
-                targets[row, slot, :len(tokens)] = torch.as_tensor(tokens, dtype=torch.long)
+        targets = pad_nested([r.extra["frontier"] for r in items])  # (B, K, M)
         # collate aligned every row's <bot> to one column; slot t is read out at <bot>'s column + t.
         is_bot = batch["input_ids"] == tokenizer.bot_id  # (B, T)
         return {"frontier": targets, "frontier_column": is_bot.long().argmax(dim=1)}

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from latent_cot.curriculum import Layout
+from latent_cot.data.batch import pad_nested
 from latent_cot.data.example import Example
 from latent_cot.data.render import IGNORE, Rendered
 from latent_cot.methods.base import Addon, LossTerms, Method
@@ -55,13 +56,7 @@ class StepDecoder(Addon):
         return {"step_targets": step_targets(example, tokenizer, layout, method.schedule.thoughts_per_step)}
 
     def collate(self, items: Sequence[Rendered], batch: dict[str, torch.Tensor], tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
-        K = max((len(r.extra["step_targets"]) for r in items), default=0)
-        L = max((len(t) for r in items for t in r.extra["step_targets"]), default=0)
-        targets = torch.full((len(items), K, L), IGNORE, dtype=torch.long)  # (B, K, L)
-        for row, rendered in enumerate(items):
-            for slot, target in enumerate(rendered.extra["step_targets"]):
-                targets[row, slot, :len(target)] = torch.as_tensor(target, dtype=torch.long)
-        return {"step_targets": targets}
+        return {"step_targets": pad_nested([r.extra["step_targets"] for r in items])}  # (B, K, L)
 
     def add_loss(self, terms: LossTerms, model: GPT, batch: dict[str, torch.Tensor], out: LatentOutput) -> None:
         targets = batch["step_targets"]  # (B, K, L)
