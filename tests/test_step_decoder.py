@@ -9,7 +9,7 @@ from latent_cot.data.tasks import make_examples
 from latent_cot.methods import build_method
 from latent_cot.methods.step_decoder import step_targets
 from latent_cot.probe import inspect_run
-from latent_cot.probe.graph import Graph
+from latent_cot.data.graph import Graph
 from latent_cot.probe.translations import count_translations, shortest_path_edges
 from latent_cot.report import format_decodings
 from latent_cot.tokenizer import Tokenizer

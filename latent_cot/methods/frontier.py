@@ -11,7 +11,7 @@ itself for coconut (softmax(lm_head(thought)), what `inspect` reads), the mixtur
 at tau = 1 (CoT2's own setting: its thoughts are those mixtures of token embeddings), the state whose
 successor is a <pause> for pause. It is trained by cross-entropy towards the uniform distribution over
 frontier(t + 1), the nodes a walk of exactly t + 1 edges reaches from the root (the `inspect`
-definition: `latent_cot.probe.graph.Graph`). Slots with an empty frontier have no term; the term
+definition: `latent_cot.data.graph.Graph`). Slots with an empty frontier have no term; the term
 is the mean over supervised slots, times model.addons.frontier.weight (logged per thought as
 train/frontier_<t>). Inference is unchanged.
 """
@@ -24,6 +24,7 @@ import torch
 
 from latent_cot.data.batch import pad_nested
 from latent_cot.data.example import DataError, Example
+from latent_cot.data.graph import Graph, node_token_ids
 from latent_cot.data.render import IGNORE, Rendered
 from latent_cot.methods.base import Addon, LossTerms, Method
 from latent_cot.model import GPT
@@ -33,13 +34,9 @@ from latent_cot.tokenizer import Tokenizer
 
 def frontier_targets(example: Example, tokenizer: Tokenizer, n_slots: int) -> list[list[int]]:
     """Per slot t, the token ids of frontier(t + 1) (sorted, distinct; [] when it is empty)."""
-    # Imported here: latent_cot.probe imports latent_cot.methods for its analyses.
-    from latent_cot.probe.errors import ProbeError
-    from latent_cot.probe.graph import Graph, node_token_ids
-
     try:
         graph = Graph.from_example(example)
-    except ProbeError as error:
+    except DataError as error:
         raise DataError(f"model.addons.frontier: {error}; question {example.question[:60]!r}") from error
     token_ids = node_token_ids(graph, tokenizer)
     return [sorted({token_ids[v] for v in graph.frontier(t + 1) if token_ids[v] >= 0}) for t in range(n_slots)]

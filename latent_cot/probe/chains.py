@@ -5,9 +5,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from latent_cot.data.example import Example
+from latent_cot.data.example import DataError, Example
+from latent_cot.data.graph import GRAPH_FIELDS, Graph
 from latent_cot.probe.errors import ProbeError
-from latent_cot.probe.graph import GRAPH_FIELDS, Graph
 from latent_cot.tokenizer import ANSWER_MARKER
 
 CHAIN_CATEGORIES = ("correct_path", "longer_path", "hallucination", "wrong_target", "correct_label", "wrong_label", "no_answer")
@@ -86,7 +86,7 @@ def _with_graphs(texts: Sequence[str], examples: Sequence[Example], correct: Seq
     for text, example, ok in zip(texts, examples, correct):
         try:
             kept.append((text, Graph.from_example(example), ok))
-        except ProbeError:
+        except DataError:
             continue
     return kept
 

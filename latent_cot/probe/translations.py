@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from latent_cot.data.example import Example
+from latent_cot.data.example import DataError, Example
+from latent_cot.data.graph import Graph
 from latent_cot.probe.errors import ProbeError
-from latent_cot.probe.graph import Graph
 
 
 @dataclass
@@ -49,7 +49,7 @@ def count_translations(sentences: Sequence[Sequence[str]], examples: Sequence[Ex
     for row, example in zip(sentences, examples):
         try:
             graph = Graph.from_example(example)
-        except ProbeError:
+        except DataError:
             counts.skipped_examples += 1
             continue
         path_edges = shortest_path_edges(graph)
