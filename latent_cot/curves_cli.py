@@ -53,7 +53,8 @@ def plot_curves(runs: list[dict[str, Any]], path: Path, title: str) -> None:
         loss_ax.plot(epochs, [row["val_loss"] for row in run["history"]], color=colour, marker=".", label=run["label"])
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(0, 100),
                title="final layout (dashed: current stage; dotted: steps that are facts)")
-    loss_ax.set(xlabel="epoch", ylabel="validation loss (current stage)", title=title)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="validation loss (current stage)")
+    fig.suptitle(title)  # the run set's name, over both panels
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
     # one legend below both panels: inside them, eight runs' labels covered the curves
