@@ -19,7 +19,9 @@ import re
 
 from latent_cot.data.example import DataError, Example
 
-GRAPH_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
+# data.graph.GRAPH_FIELDS plus neg_target: the compact question names both options. (Not imported from
+# there: data.graph imports parse_fact from here.)
+COMPACT_FIELDS = ("idx_to_symbol", "edges", "root", "target", "neg_target")
 _FACT_TEXT = re.compile(r"[^.?;]+[.;]")  # a sentence "... ." or a compact fact "a b ;"
 _OPTIONS = re.compile(r"Is (\S+) a (\S+) or (\S+)\?\s*$")
 _COMPACT_OPTIONS = re.compile(r"\? (\S+) (\S+) (\S+)\s*$")
@@ -46,7 +48,7 @@ def parse_fact(text: str) -> tuple[str, str] | None:
 
 def compact_example(example: Example, source: str = "<example>") -> Example:
     """The compact form of a graph-task example; extra fields are kept unchanged."""
-    missing = [k for k in GRAPH_FIELDS if k not in example.extra]
+    missing = [k for k in COMPACT_FIELDS if k not in example.extra]
     if missing:
         raise DataError(f"{source}: compact rendering needs the graph fields {', '.join(missing)}")
     symbols = example.extra["idx_to_symbol"]
