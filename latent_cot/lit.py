@@ -36,6 +36,7 @@ from latent_cot.datamodule import ConfigError, LatentDataModule
 from latent_cot.methods import METHODS, build_method
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
+from latent_cot.widen import widened
 
 from latent_cot.checkpoint import CHECKPOINT_KEY  # our own section of a Lightning checkpoint
 
@@ -69,6 +70,9 @@ class LatentCoTSystem(L.LightningModule):
         init_from: checkpoint of an earlier run whose backbone (config and weights) and tokenizer to
             start from; only dropout may be overridden, and block_size when its positions are rotary
             (e.g. to go on with longer examples).
+        widen: start from init_from's (or pretrained's) backbone made this many times wider, with the
+            same function (latent_cot.widen); widen_noise breaks the copies' symmetry, relative to
+            each weight's std.
         pretrained: a local Hugging Face GPT-2 directory whose weights to start from (its config
             replaces `backbone`; only dropout may be overridden); pair it with data.gpt2_dir for the
             matching tokenizer. The token table grows by the added special tokens.
@@ -99,6 +103,8 @@ class LatentCoTSystem(L.LightningModule):
         backbone_overrides: dict[str, Any] | None = None,
         init_from: str | None = None,
         pretrained: str | None = None,
+        widen: int = 1,
+        widen_noise: float = 0.01,
         max_stage: int = _SCHEDULE.max_stage,
         thoughts_per_step: int = _SCHEDULE.thoughts_per_step,
         epochs_per_stage: int = _SCHEDULE.epochs_per_stage,
@@ -136,6 +142,12 @@ class LatentCoTSystem(L.LightningModule):
                 raise ConfigError(f"model.backbone_overrides.{fixed[0]}: cannot change on trained weights "
                                   f"(model.pretrained / model.init_from); only {', '.join(DROPOUT_FIELDS)} and, "
                                   f"with rotary positions, block_size can")
+        if widen < 1 or widen_noise < 0:
+            raise ConfigError(f"model.widen / model.widen_noise: expected an integer >= 1 and a noise >= 0, "
+                              f"got {widen} and {widen_noise}")
+        if widen > 1 and pretrained is None and init_from is None:
+            raise ConfigError("model.widen: widens trained weights; give model.init_from or model.pretrained "
+                              "(a new model takes its width from backbone_overrides.n_embd)")
         if reset_optimizer not in RESETS:
             raise ConfigError(f"model.reset_optimizer: expected one of {', '.join(RESETS)}, got {reset_optimizer!r}")
         try:
@@ -208,6 +220,8 @@ class LatentCoTSystem(L.LightningModule):
         else:
             model = GPT(GPTConfig.from_name(self.hparams.backbone, **{**overrides, "vocab_size": tokenizer.vocab_size}))
             overrides = {}
+        if self.hparams.widen > 1:
+            model = widened(model, self.hparams.widen, self.hparams.widen_noise)
         self.model = (_with_overrides(model, overrides) if overrides else model).train()
         self.gpt_config = self.model.config
         self.method.build(self.model)

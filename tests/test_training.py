@@ -195,8 +195,27 @@ def test_init_from_lengthens_only_a_rotary_context(tmp_path, rotary):
         assert torch.equal(a, b)
 
 
+def test_init_from_widens_the_earlier_model(tmp_path):
+    """model.widen: the earlier run's backbone, twice as wide, computing the same logits (up to its noise)."""
+    torch.manual_seed(0)
+    cot, data = LatentCoTSystem(mode="cot", **MODEL), LatentDataModule(**DATA)
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
+    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=1,
+            limit_val_batches=0).fit(cot, datamodule=data)
+    model = {k: v for k, v in MODEL.items() if k != "backbone_overrides"}
+    wide = LatentCoTSystem(mode="coconut", **model, init_from=checkpoint.last_model_path, start_stage=1, widen=2,
+                           widen_noise=0.0)
+    wide.build(cot.tokenizer)
+    narrow = cot.model.config
+    assert wide.model.config.n_embd == 2 * narrow.n_embd and wide.model.config.n_head == 2 * narrow.n_head
+    ids = torch.randint(0, cot.tokenizer.vocab_size, (2, 9))
+    torch.testing.assert_close(wide.model.eval()(ids).logits, cot.model.eval()(ids).logits, atol=2e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(mode="latent"), "model.mode"),
+    (dict(widen=2), "model.widen"),
+    (dict(widen=0), "model.widen"),
     (dict(min_lr_ratio=1.5), "model.min_lr_ratio"),
     (dict(soft_top_k=0), "model.soft_top_k"),
     (dict(backbone="huge"), "model.backbone"),
