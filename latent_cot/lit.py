@@ -385,7 +385,9 @@ class LatentCoTSystem(L.LightningModule):
         self.log("val/tokens", result.mean_tokens, prog_bar=True)
         self.log("val/thoughts", result.mean_thoughts)
         self.log("val/ms_per_example", result.ms_per_example)
-        quality = self.chain_quality(examples, result)
+        # The chain is written by the stage's decoding: at the final layout of an early stage the
+        # untrained slots come first, and the steps after them say nothing about the lookup learned.
+        quality = self.chain_quality(examples, at_stage)
         for name, value in quality.items():
             self.log(f"val/{name}", value)
         metrics = self.trainer.callback_metrics

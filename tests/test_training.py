@@ -195,6 +195,19 @@ def test_init_from_lengthens_only_a_rotary_context(tmp_path, rotary):
         assert torch.equal(a, b)
 
 
+def test_chain_quality_reads_the_stage_decoding(tmp_path, monkeypatch):
+    """At stage 0 of coconut the chain is written with no thoughts; the final layout's decoding puts
+    untrained slots first, so its steps would not measure the lookup the stage trains."""
+    torch.manual_seed(0)
+    system, decoded, scored = LatentCoTSystem(mode="coconut", **MODEL), {}, []
+    decode = system.decode
+    monkeypatch.setattr(system, "decode", lambda examples, ks=None: decoded.setdefault(tuple(ks), decode(examples, ks)))
+    monkeypatch.setattr(system, "chain_quality", lambda examples, result: scored.append(result) or {})
+    trainer(tmp_path, max_epochs=1, limit_train_batches=1).fit(system, datamodule=LatentDataModule(**DATA))
+    stage_ks = [ks for ks in decoded if not any(ks)]
+    assert len(decoded) == 2 and len(stage_ks) == 1 and scored == [decoded[stage_ks[0]]]
+
+
 def test_init_from_widens_the_earlier_model(tmp_path):
     """model.widen: the earlier run's backbone, twice as wide, computing the same logits (up to its noise)."""
     torch.manual_seed(0)
