@@ -12,8 +12,9 @@ Exact copies receive identical gradients and would stay copies forever, so `nois
 noise of that size relative to each weight's std to the widened matrices: the wide model then
 starts within a small distance of the narrow one and can use its extra width.
 
-Why here: a 4 x 128 model trained from scratch did not form the fact lookup that a 4 x 64 one forms
-(results/prosqa_real/log.md, runs 30 and 44), so the wide runs start from a trained narrow model.
+Why here: training 4 x 128 from scratch means its own schedule and the whole small -> medium -> full
+chain again (results/prosqa_real/log.md, runs 30, 44, 47); widening lets the best full-size 4 x 64
+model go on at twice the width (run 45).
 """
 from __future__ import annotations
 
