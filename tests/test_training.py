@@ -150,15 +150,21 @@ def test_cosine_decay_after_warmup_ends_at_the_floor(tmp_path):
     assert total == 4 and rates == pytest.approx(expected)
 
 
+def trained_cot(tmp_path, batches: int, **model) -> tuple[LatentCoTSystem, str]:
+    """A cot run of one epoch and the path of its last checkpoint, the start of an init_from test."""
+    torch.manual_seed(0)
+    cot = LatentCoTSystem(mode="cot", **{**MODEL, **model})
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
+    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=batches,
+            limit_val_batches=0).fit(cot, datamodule=LatentDataModule(**DATA))
+    return cot, checkpoint.last_model_path
+
+
 def test_init_from_continues_a_cot_run_at_a_later_stage(tmp_path):
     """Coconut's GSM8k recipe: a CoT run's weights, backbone and tokenizer, continued at stage 1."""
-    torch.manual_seed(0)
-    cot, data = LatentCoTSystem(mode="cot", **MODEL), LatentDataModule(**DATA)
-    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
-    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=2,
-            limit_val_batches=0).fit(cot, datamodule=data)
+    cot, last = trained_cot(tmp_path, batches=2)
     model = {k: v for k, v in MODEL.items() if k != "backbone_overrides"}  # the preset differs: the run's config wins
-    latent = LatentCoTSystem(mode="coconut", **{**model, "backbone": "small", "lr": 1e-12}, init_from=checkpoint.last_model_path,
+    latent = LatentCoTSystem(mode="coconut", **{**model, "backbone": "small", "lr": 1e-12}, init_from=last,
                              start_stage=1, backbone_overrides={"resid_pdrop": 0.1})
     stages = []
 
@@ -178,13 +184,9 @@ def test_init_from_continues_a_cot_run_at_a_later_stage(tmp_path):
 @pytest.mark.parametrize("rotary", [True, False])
 def test_init_from_lengthens_only_a_rotary_context(tmp_path, rotary):
     """Rotary positions have no parameters, so a model trained on short graphs may go on with longer ones."""
-    torch.manual_seed(0)
-    cot, data = LatentCoTSystem(mode="cot", **{**MODEL, "backbone_overrides": {"block_size": 160, "rotary": rotary}}), LatentDataModule(**DATA)
-    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
-    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=1,
-            limit_val_batches=0).fit(cot, datamodule=data)
+    cot, last = trained_cot(tmp_path, batches=1, backbone_overrides={"block_size": 160, "rotary": rotary})
     longer = LatentCoTSystem(mode="coconut", **{**MODEL, "backbone_overrides": {"block_size": 320}},
-                             init_from=checkpoint.last_model_path, start_stage=1)
+                             init_from=last, start_stage=1)
     if not rotary:
         with pytest.raises(ConfigError, match=r"model\.backbone_overrides\.block_size: .*learned position table"):
             longer.build(cot.tokenizer)
@@ -209,15 +211,10 @@ def test_chain_quality_reads_the_stage_decoding(tmp_path, monkeypatch):
 
 
 def test_init_from_widens_the_earlier_model(tmp_path):
-    """model.widen: the earlier run's backbone, twice as wide, computing the same logits (up to its noise)."""
-    torch.manual_seed(0)
-    cot, data = LatentCoTSystem(mode="cot", **MODEL), LatentDataModule(**DATA)
-    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "cot"))
-    trainer(tmp_path, max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=1,
-            limit_val_batches=0).fit(cot, datamodule=data)
+    """model.widen: the earlier run's backbone, twice as wide, computing the same logits (no noise here)."""
+    cot, last = trained_cot(tmp_path, batches=1)
     model = {k: v for k, v in MODEL.items() if k != "backbone_overrides"}
-    wide = LatentCoTSystem(mode="coconut", **model, init_from=checkpoint.last_model_path, start_stage=1, widen=2,
-                           widen_noise=0.0)
+    wide = LatentCoTSystem(mode="coconut", **model, init_from=last, start_stage=1, widen=2, widen_noise=0.0)
     wide.build(cot.tokenizer)
     narrow = cot.model.config
     assert wide.model.config.n_embd == 2 * narrow.n_embd and wide.model.config.n_head == 2 * narrow.n_head
