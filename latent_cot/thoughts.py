@@ -117,6 +117,7 @@ def latent_forward(
     return_hidden: bool = False,
     slot_inputs: torch.Tensor | None = None,
     cache_capacity: int | None = None,
+    self_fed: torch.Tensor | None = None,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LatentOutput:
     """Forward a batch whose `thought_id` slots are filled with continuous thoughts.
@@ -124,7 +125,10 @@ def latent_forward(
     With no slots this is exactly the plain forward. use_cache: return the key/value cache (for
     generation). last_only: logits for the last position only (not with labels). slot_inputs:
     (B, K, C) fixed vectors to put in the K slot columns instead of feeding anything back (for
-    interventions); nothing is then sequential, so it is one pass. project: applied to each
+    interventions, or teacher-fed thoughts); nothing is then sequential, so it is one pass.
+    self_fed: (B, K) bool with slot_inputs: these slots are fed back after all (`feedback`), the
+    others keep their slot_inputs; the passes split only at columns where some row feeds back
+    (all True: the plain latent forward; all False: slot_inputs alone). project: applied to each
     fed-back thought before it enters its slot (a method's own module).
     """
     if feedback not in FEEDBACKS:
@@ -143,41 +147,41 @@ def latent_forward(
         return LatentOutput(out.logits, loss, empty, is_slot[:, :0], -1, out.cache, out.hidden if return_hidden else None)
 
     embeds = model.embed(input_ids)  # (B, T, C)
+    thought_mask = is_slot[:, first:first + K]  # (B, K)
     if slot_inputs is not None:
         if slot_inputs.shape != (B, K, C):
             raise ValueError(f"slot_inputs must be (B, K, C) = {(B, K, C)}, got {tuple(slot_inputs.shape)}")
         fixed = torch.zeros_like(embeds)
         fixed[:, first:first + K] = slot_inputs.to(embeds)
         embeds = torch.where(is_slot[..., None], fixed, embeds)  # (B, T, C)
-        out = model(input_embeds=embeds, attention_mask=attention_mask, cache=model.new_cache(cache_capacity) if use_cache else None, last_only=last_only)
-        loss = shifted_loss(out.logits, labels) if labels is not None else None
-        thought_mask = is_slot[:, first:first + K]  # (B, K)
-        return LatentOutput(out.logits, loss, slot_inputs * thought_mask[..., None], thought_mask, first, out.cache,
-                            out.hidden if return_hidden else None)
-    cache = model.new_cache(cache_capacity)
-    # With last_only (generation), only the last column's logits are needed; soft feedback reads those.
-    prefix = model(input_embeds=embeds[:, :first], attention_mask=attention_mask[:, :first], cache=cache, last_only=last_only)
-    logits_parts, hidden_parts = [prefix.logits], [prefix.hidden]
-    hidden_last, logits_last = prefix.hidden[:, -1], prefix.logits[:, -1]  # (B, C), (B, V)
-    thoughts = []
-    for column in range(first, first + K):
-        thought = feed_back(model, hidden_last, logits_last, feedback, tau, top_k, project)  # (B, C)
-        thoughts.append(thought)
-        x = torch.where(is_slot[:, column, None], thought, embeds[:, column])[:, None]  # (B, 1, C)
-        step = model(input_embeds=x, attention_mask=attention_mask[:, column:column + 1], cache=cache)
-        logits_parts.append(step.logits)
-        hidden_parts.append(step.hidden)
-        hidden_last, logits_last = step.hidden[:, -1], step.logits[:, -1]
-    if first + K < T:
-        rest = model(input_embeds=embeds[:, first + K:], attention_mask=attention_mask[:, first + K:], cache=cache, last_only=last_only)
-        logits_parts.append(rest.logits)
-        hidden_parts.append(rest.hidden)
-    logits = torch.cat(logits_parts, dim=1)  # (B, T, V)
+        if self_fed is not None and self_fed.shape != (B, K):
+            raise ValueError(f"self_fed must be (B, K) = {(B, K)}, got {tuple(self_fed.shape)}")
+        fed = thought_mask & self_fed.bool() if self_fed is not None else torch.zeros_like(thought_mask)  # (B, K)
+    else:
+        fed = thought_mask  # every slot is fed back
+    fed_columns = [first + t for t in range(K) if bool(fed[:, t].any())]
+    cache = model.new_cache(cache_capacity) if use_cache or fed_columns else None
+    # One pass per run of columns whose inputs are known: a fed-back column starts a new run, since
+    # its input needs the logits of the column before it. Nothing fed back: a single pass.
+    starts = [0] + fed_columns
+    logits_parts, hidden_parts = [], []
+    slot_vectors = list(embeds[:, first:first + K].unbind(1))  # K x (B, C): what each slot column receives
+    for start, end in zip(starts, fed_columns + [T]):
+        x = embeds[:, start:end]  # (B, n, C)
+        if start in fed_columns:
+            t = start - first
+            thought = feed_back(model, part.hidden[:, -1], part.logits[:, -1], feedback, tau, top_k, project)  # (B, C)
+            slot_vectors[t] = torch.where(fed[:, t, None], thought, x[:, 0])
+            x = torch.cat([slot_vectors[t][:, None], x[:, 1:]], dim=1)  # (B, n, C)
+        # with last_only (generation) each run returns its last column only, all feedback reads
+        part = model(input_embeds=x, attention_mask=attention_mask[:, start:end], cache=cache, last_only=last_only)
+        logits_parts.append(part.logits)
+        hidden_parts.append(part.hidden)
+    logits = torch.cat(logits_parts, dim=1)  # (B, T, V), or one column per run with last_only
     loss = shifted_loss(logits, labels) if labels is not None else None
-    thought_mask = is_slot[:, first:first + K]  # (B, K)
-    thought_vectors = torch.stack(thoughts, dim=1) * thought_mask[..., None]  # (B, K, C)
+    thought_vectors = torch.stack(slot_vectors, dim=1) * thought_mask[..., None]  # (B, K, C)
     return LatentOutput(
-        logits[:, -1:] if last_only else logits,  # with last_only, parts are single columns
+        logits[:, -1:] if last_only else logits,
         loss,
         thought_vectors,
         thought_mask,

@@ -29,14 +29,14 @@ def padding_key(sequence: Sequence[int], align_id: int | None) -> tuple[int, int
     return anchor, len(sequence) - anchor
 
 
-def pad_nested(rows: Sequence[Sequence[Sequence[int]]], fill: int = IGNORE) -> torch.Tensor:
+def pad_nested(rows: Sequence[Sequence[Sequence[float]]], fill: float = IGNORE, dtype: torch.dtype = torch.long) -> torch.Tensor:
     """Per row, a list of token lists (e.g. one target per thought slot) -> (B, K, L), right-padded with `fill`."""
     K = max((len(lists) for lists in rows), default=0)
     L = max((len(tokens) for lists in rows for tokens in lists), default=0)
-    out = torch.full((len(rows), K, L), fill, dtype=torch.long)  # (B, K, L)
+    out = torch.full((len(rows), K, L), fill, dtype=dtype)  # (B, K, L)
     for row, lists in enumerate(rows):
         for k, tokens in enumerate(lists):
-            out[row, k, :len(tokens)] = torch.as_tensor(list(tokens), dtype=torch.long)
+            out[row, k, :len(tokens)] = torch.as_tensor(list(tokens), dtype=dtype)
     return out
 
 

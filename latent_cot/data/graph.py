@@ -85,6 +85,18 @@ class Graph:
             level = {child for node in level for child in self.children[node]}
         return level
 
+    def walk_counts(self, steps: int) -> list[dict[int, int]]:
+        """Per length s = 0 .. steps, how many walks of exactly s edges from the root end at each
+        node; the keys of level s are frontier(s)."""
+        levels = [{self.root: 1}]
+        for _ in range(steps):
+            counts: dict[int, int] = {}
+            for node, walks in levels[-1].items():
+                for child in self.children[node]:
+                    counts[child] = counts.get(child, 0) + walks
+            levels.append(counts)
+        return levels
+
     def path_nodes(self) -> set[int]:
         from_root = self.distances_from(self.root)
         if self.target not in from_root:

@@ -17,6 +17,7 @@ from latent_cot.methods.base import Addon, LossTerms, Method
 from latent_cot.methods.coconut import Coconut
 from latent_cot.methods.codi import Codi
 from latent_cot.methods.cot import Cot
+from latent_cot.methods.cot2 import Cot2
 from latent_cot.methods.frontier import Frontier
 from latent_cot.methods.icot import Icot
 from latent_cot.methods.no_cot import NoCot
@@ -29,6 +30,7 @@ METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
     NoCot, Cot, Coconut, Pause, NoThought, Soft,
     Icot,
     Codi,
+    Cot2,
 )}
 ADDONS: dict[str, type[Addon]] = {cls.name: cls for cls in (
     StepDecoder,

@@ -42,6 +42,18 @@ def frontier_targets(example: Example, tokenizer: Tokenizer, n_slots: int) -> li
     return [sorted({token_ids[v] for v in graph.frontier(t + 1) if token_ids[v] >= 0}) for t in range(n_slots)]
 
 
+def readout_cross_entropy(logits: torch.Tensor, first_column: torch.Tensor, ids: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Per slot, the cross-entropy from the readout to a target distribution: (B, K).
+
+    logits (B, T, V); first_column (B,): where slot 0 is read out (<bot>'s column), slot t at + t;
+    ids (B, K, M) the target tokens (padding any value where probs is 0), probs (B, K, M)."""
+    K = ids.shape[1]
+    columns = first_column[:, None] + torch.arange(K, device=ids.device)  # (B, K)
+    readout = logits.gather(1, columns[..., None].expand(-1, -1, logits.shape[-1]))  # (B, K, V)
+    log_probs = torch.log_softmax(readout.float(), dim=-1).gather(2, ids.clamp(min=0))  # (B, K, M)
+    return -(log_probs * probs).sum(-1)  # (B, K)
+
+
 class Frontier(Addon):
     name = "frontier"
     modes = ("coconut", "soft", "pause")
@@ -62,12 +74,9 @@ class Frontier(Addon):
         has = real.any(dim=-1)  # (B, K)
         if not bool(has.any()):  # no slot in the batch (stage 0), or only empty frontiers
             return
-        K = targets.shape[1]
-        columns = batch["frontier_column"][:, None] + torch.arange(K, device=targets.device)  # (B, K)
-        logits = out.logits.gather(1, columns[..., None].expand(-1, -1, out.logits.shape[-1]))  # (B, K, V)
-        log_probs = torch.log_softmax(logits.float(), dim=-1).gather(2, targets.clamp(min=0))  # (B, K, M)
-        per_slot = -(log_probs * real).sum(-1) / real.sum(-1).clamp(min=1)  # (B, K): CE to the uniform frontier
+        uniform = real / real.sum(-1, keepdim=True).clamp(min=1)  # (B, K, M)
+        per_slot = readout_cross_entropy(out.logits, batch["frontier_column"], targets, uniform)  # (B, K)
         terms.add("frontier", per_slot[has].mean(), self.settings["weight"])
-        for t in range(K):  # per thought, to see how deep the learned search reaches
+        for t in range(targets.shape[1]):  # per thought, to see how deep the learned search reaches
             if bool(has[:, t].any()):
                 terms.logs[f"frontier_{t + 1}"] = per_slot[has[:, t], t].mean().detach()
