@@ -21,6 +21,7 @@ from latent_cot.config import GPTConfig
 from latent_cot.curriculum import Schedule
 from latent_cot.data.example import Example
 from latent_cot.methods import Method, build_method
+from latent_cot.model_dir import read_model_dir, write_model_dir
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 
@@ -61,8 +62,9 @@ class LoadedRun:
 
 
 def _read_run_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dict, refused in one line if missing, damaged or not written by latent_cot."""
-    checkpoint = read_checkpoint(path, map_location)
+    """The checkpoint dict of a training checkpoint or an exported model directory (model_dir.py),
+    refused in one line if missing, damaged, unsafe or not written by latent_cot."""
+    checkpoint = read_model_dir(path) if Path(path).is_dir() else read_checkpoint(path, map_location)
     if CHECKPOINT_KEY not in checkpoint:
         raise ValueError(f"{path}: not a latent_cot training checkpoint (no {CHECKPOINT_KEY!r} section)")
     return checkpoint
@@ -95,15 +97,8 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
     return run
 
 
-TRAINING_ONLY = ("optimizer_states", "lr_schedulers", "callbacks", "loops")  # what only resuming needs
-
-
-def export_run(ckpt_path: str | Path, out_path: str | Path) -> Path:
-    """Write a copy of a training checkpoint without its optimizer and loop state: about a third of
-    the size, and everything load_run, `evaluate`, `inspect` and `init_from` read (weights,
-    tokenizer, config, curriculum, history). It cannot resume training mid-run."""
-    from latent_cot.checkpoint_io import save_atomically
-
-    checkpoint = _read_run_checkpoint(ckpt_path)
-    save_atomically({k: v for k, v in checkpoint.items() if k not in TRAINING_ONLY}, out_path)
-    return Path(out_path)
+def export_run(ckpt_path: str | Path, out_dir: str | Path) -> Path:
+    """Write a training checkpoint (or a model directory) as a model directory to share (model_dir.py):
+    weights, tokenizer and what load_run reads, no optimizer or loop state and no pickle. It cannot
+    resume training mid-run."""
+    return write_model_dir(_read_run_checkpoint(ckpt_path), out_dir)

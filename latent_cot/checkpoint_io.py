@@ -81,18 +81,30 @@ def save_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
     _fsync_directory(path.parent)
 
 
+def unsafe_globals(path: Path) -> list[str]:
+    """The globals (classes, functions) a torch file would import to load, found by scanning its
+    pickle without running it: a latent_cot checkpoint needs none beyond tensors and plain data."""
+    return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """torch.load, with every way a file can be bad reported as one CheckpointError line."""
+    """torch.load with weights_only=True (nothing in the file can run), with every way a file can be
+    bad, or unsafe, reported as one CheckpointError line."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        unsafe = unsafe_globals(path)
+        if not unsafe:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # EOFError, UnpicklingError, RuntimeError (bad zip), ...: all mean the same here
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(error).__name__}: {detail:.120})") from None
+    if unsafe:
+        raise CheckpointError(f"{path}: refused: loading it would import {unsafe[0]}, which could run code "
+                              "(a latent_cot checkpoint holds only tensors and plain data); nothing in it was run")
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint

@@ -1,8 +1,9 @@
-"""`latent-cot export --ckpt CKPT --out FILE`: a checkpoint to share or commit.
+"""`latent-cot export --ckpt CKPT --out DIR`: a trained model to share or commit (model_dir.py).
 
-The copy keeps the weights, tokenizer, GPT config, mode, curriculum and validation history (all
-that `evaluate`, `inspect`, `curves` and `model.init_from` read) and drops the optimizer, scheduler
-and loop state, which only resuming a run needs: about a third of the size.
+DIR holds model.safetensors, tokenizer.json and config.json (the GPT config, mode and settings,
+curriculum, validation history, who trained it, and the SHA-256 of the other two files): all that
+`evaluate`, `inspect`, `table`, `curves` and `model.init_from` read, no optimizer or loop state,
+and no pickle, so reading it cannot run code.
 """
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `latent-cot fit`")
-    parser.add_argument("--out", required=True, help="where to write the copy (refused if it exists, unless --overwrite)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by `latent-cot fit` (or a model directory)")
+    parser.add_argument("--out", required=True, help="the directory to write (refused if it exists, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing --out")
+
+
+def _megabytes(path: Path) -> float:
+    return sum(f.stat().st_size for f in (path.iterdir() if path.is_dir() else [path])) / 1e6
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"--out: {out} exists; pass --overwrite to replace it")
     export_run(args.ckpt, out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; was {Path(args.ckpt).stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {out}/ ({_megabytes(out):.1f} MB; was {_megabytes(Path(args.ckpt)):.1f} MB)")
     return 0

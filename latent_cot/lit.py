@@ -35,6 +35,7 @@ from latent_cot.curriculum import Schedule
 from latent_cot.datamodule import ConfigError, LatentDataModule
 from latent_cot.methods import METHODS, build_method
 from latent_cot.model import GPT
+from latent_cot.provenance import command_line, git_state
 from latent_cot.tokenizer import Tokenizer
 from latent_cot.widen import widened
 
@@ -155,7 +156,7 @@ class LatentCoTSystem(L.LightningModule):
                                      stage0_epochs)
         except ValueError as error:
             raise ConfigError(f"model.{str(error).removeprefix('schedule.')}") from None
-        if init_from is not None and not Path(init_from).is_file():
+        if init_from is not None and not Path(init_from).exists():
             raise ConfigError(f"model.init_from: checkpoint {init_from!r} does not exist")
         if pretrained is not None and not (Path(pretrained) / "config.json").is_file():
             raise ConfigError(f"model.pretrained: {pretrained!r} is not a GPT-2 directory (no config.json)")
@@ -180,6 +181,7 @@ class LatentCoTSystem(L.LightningModule):
         self.tokenizer: Tokenizer | None = None
         self.gpt_config: GPTConfig | None = None
         self.history: list[dict[str, float]] = []  # one row per decoded validation epoch
+        self.trained_by: list[dict[str, Any]] = []  # {command, commit, dirty} of each fit that trained these weights
         self.best: dict[str, float] | None = None  # {"epoch", "val_acc"} of the best final-layout accuracy
         self.test_result = None  # evaluate.EvalResult of the last test run
         self._optimizer_period: int | None = None  # epoch or stage the optimizer state belongs to
@@ -261,6 +263,7 @@ class LatentCoTSystem(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1 and getattr(self.trainer._accelerator_connector, "use_distributed_sampler", False):
             raise ConfigError("trainer.use_distributed_sampler: must be false; the data module shards batches by rank itself")
+        self.trained_by.append({"command": command_line(), **git_state()})
 
     # ----- training -----------------------------------------------------------------------
     def loss_terms(self, batch: dict[str, torch.Tensor]):
@@ -427,6 +430,7 @@ class LatentCoTSystem(L.LightningModule):
             "data_position": {"epoch": self.current_epoch, "batches": self._epoch_batches},
             "history": list(self.history),
             "train_seconds": self.train_seconds,
+            "trained_by": self.trained_by,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -444,3 +448,4 @@ class LatentCoTSystem(L.LightningModule):
         self._resume = dict(state["data_position"])
         self.history = list(state.get("history", []))
         self._train_seconds = state.get("train_seconds")
+        self.trained_by = list(state.get("trained_by", []))

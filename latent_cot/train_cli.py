@@ -44,12 +44,19 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # ckpt_path values L
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO, saving local files with checkpoint_io.save_atomically."""
+    """Lightning's checkpoint IO, saving local files with checkpoint_io.save_atomically and reading
+    every file with checkpoint_io.read_checkpoint (weights_only: a file cannot run code)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):  # remote storage: Lightning's own way
             return super().save_checkpoint(checkpoint, path, storage_options)
         save_atomically(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # every resume (fit/validate/test --ckpt_path) through read_checkpoint: weights_only, whatever asked
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        return read_checkpoint(path, map_location if map_location is not None else "cpu")
 
 
 class RunCheckpoint(ModelCheckpoint):

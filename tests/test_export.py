@@ -1,8 +1,12 @@
-"""`latent-cot export`: a checkpoint without optimizer state loads and evaluates like the original."""
+"""`latent-cot export`: a model directory (safetensors, no pickle) loads, scores and evaluates exactly
+as the checkpoint it came from, for every method with modules of its own; a changed file is refused."""
+import json
+
+import pytest
 import torch
 
 from latent_cot.checkpoint import load_run
-from latent_cot.checkpoint_io import read_checkpoint
+from latent_cot.checkpoint_io import CheckpointError
 from latent_cot.cli import main
 from latent_cot.datamodule import LatentDataModule
 from latent_cot.evaluation import evaluate
@@ -10,26 +14,59 @@ from latent_cot.lit import LatentCoTSystem
 from latent_cot.train_cli import RunCheckpoint
 from tests.test_training import DATA, MODEL, trainer
 
+WITH_MODULES = [("coconut", {}), ("coconut", {"addons": {"step_decoder": {}}}), ("coconut", {"addons": {"adaptive_k": {}}}),
+                ("codi", {}), ("cot2", {"method": {"feed": "scheduled", "self_prob": [0.5, 0.5]}})]
 
-def test_export_keeps_what_evaluation_reads_and_drops_the_rest(tmp_path, capsys):
+
+def trained_checkpoint(tmp_path, mode, options):
     torch.manual_seed(0)
     data = LatentDataModule(**DATA)
     checkpoint = RunCheckpoint(dirpath=str(tmp_path / "run"))
     trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint], limit_train_batches=2).fit(
-        LatentCoTSystem(mode="coconut", **MODEL), datamodule=data)
-    out = tmp_path / "shared" / "coconut.ckpt"
-    assert main(["export", "--ckpt", checkpoint.last_model_path, "--out", str(out)]) == 0
-    stored = read_checkpoint(out)
-    assert not {"optimizer_states", "lr_schedulers", "loops", "callbacks"} & set(stored)
-    assert out.stat().st_size < 0.6 * (tmp_path / "run" / "last.ckpt").stat().st_size  # AdamW's two moments gone
-    original, exported = load_run(checkpoint.last_model_path), load_run(out)
-    for name, value in original.model.state_dict().items():
-        assert torch.equal(value, exported.model.state_dict()[name]), name
+        LatentCoTSystem(mode=mode, **MODEL, **options), datamodule=data)
+    return checkpoint.last_model_path, data
+
+
+@pytest.mark.parametrize("mode,options", WITH_MODULES, ids=lambda v: v if isinstance(v, str) else json.dumps(v)[:40])
+def test_exported_directory_gives_identical_logits_and_evaluation(tmp_path, capsys, mode, options):
+    ckpt, data = trained_checkpoint(tmp_path, mode, options)
+    out = tmp_path / "shared" / mode
+    assert main(["export", "--ckpt", ckpt, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["sha256"]) == {"model.safetensors", "tokenizer.json"}
+    assert config["latent_cot"]["trained_by"][0]["command"].startswith("latent-cot")
+    original, exported = load_run(ckpt), load_run(out)
     assert exported.tokenizer.to_json() == original.tokenizer.to_json() and exported.history == original.history
-    assert exported.schedule == original.schedule and exported.mode == "coconut"
+    assert exported.schedule == original.schedule and exported.mode == mode
+    assert exported.hparams == json.loads(json.dumps(original.hparams))  # tuples come back as lists
+    for name, value in original.method.state_dict().items():
+        assert torch.equal(value, exported.method.state_dict()[name]), name
+    batch = original.method.collate([original.method.render(e, original.tokenizer, original.method.final_layout(e))
+                                     for e in data.valid_examples], original.tokenizer)
+    with torch.no_grad():
+        a = original.method.latent(original.model, batch, original.tokenizer).logits
+        b = exported.method.latent(exported.model, batch, exported.tokenizer).logits
+    assert torch.equal(a, b)
     examples = data.valid_examples
-    a = evaluate(original.model, original.tokenizer, examples, "coconut", original.thoughts_for(examples), max_new_tokens=8)
-    b = evaluate(exported.model, exported.tokenizer, examples, "coconut", exported.thoughts_for(examples), max_new_tokens=8)
-    assert [r.generated for r in a.records] == [r.generated for r in b.records]
-    assert main(["export", "--ckpt", checkpoint.last_model_path, "--out", str(out)]) == 2  # no silent overwrite
+    runs = [evaluate(r.model, r.tokenizer, examples, r.method, r.thoughts_for(examples), max_new_tokens=8) for r in (original, exported)]
+    assert [r.generated for r in runs[0].records] == [r.generated for r in runs[1].records]
+    capsys.readouterr()
+    assert main(["export", "--ckpt", ckpt, "--out", str(out)]) == 2  # no silent overwrite
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_changed_file_is_refused_naming_it(tmp_path):
+    ckpt, _ = trained_checkpoint(tmp_path, "coconut", {})
+    out = tmp_path / "model"
+    assert main(["export", "--ckpt", ckpt, "--out", str(out)]) == 0
+    tokenizer = out / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text().replace("<bot>", "<bOt>"))
+    with pytest.raises(CheckpointError, match="tokenizer.json: SHA-256 does not match"):
+        load_run(out)
+    (out / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="config.json: not valid JSON"):
+        load_run(out)
+    (out / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_run(out)
