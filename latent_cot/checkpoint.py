@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from latent_cot.checkpoint_io import read_checkpoint
+from latent_cot.checkpoint_io import CHECKPOINT_KEY, read_checkpoint
 from latent_cot.config import GPTConfig
 from latent_cot.curriculum import Schedule
 from latent_cot.data.example import Example
@@ -25,7 +25,6 @@ from latent_cot.model_dir import read_model_dir, write_model_dir
 from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 
-CHECKPOINT_KEY = "latent_cot"
 MODEL_PREFIX = "model."  # the backbone's attribute name in the LightningModule
 METHOD_PREFIX = "method."  # the method's (its own modules)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+CHECKPOINT_KEY = "latent_cot"  # our own section of a Lightning checkpoint (checkpoint.py, model_dir.py)
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.partial$")
 
 

@@ -18,12 +18,11 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from latent_cot.checkpoint_io import CheckpointError
+from latent_cot.checkpoint_io import CHECKPOINT_KEY, CheckpointError
 
 FORMAT = "latent_cot-model"
 VERSION = 1
 WEIGHTS, TOKENIZER, CONFIG = "model.safetensors", "tokenizer.json", "config.json"
-SECTION = "latent_cot"  # checkpoint.CHECKPOINT_KEY (not imported: checkpoint.py imports this module)
 CARRIED = ("epoch", "global_step", "hyper_parameters", "datamodule_hyper_parameters")  # beside the section
 
 
@@ -41,11 +40,11 @@ def write_model_dir(checkpoint: dict[str, Any], out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     # clones: safetensors stores no shared storage (the tied embedding and LM head become two copies)
     save_file({name: value.detach().clone().contiguous() for name, value in checkpoint["state_dict"].items()}, str(out / WEIGHTS))
-    section = dict(checkpoint[SECTION])
+    section = dict(checkpoint[CHECKPOINT_KEY])
     (out / TOKENIZER).write_text(section.pop("tokenizer"))
     section.pop("data_position", None)  # only resuming needs these
     section.pop("optimizer_period", None)
-    config = {"format": FORMAT, "version": VERSION, SECTION: section,
+    config = {"format": FORMAT, "version": VERSION, CHECKPOINT_KEY: section,
               **{key: checkpoint[key] for key in CARRIED if key in checkpoint},
               "sha256": {name: sha256(out / name) for name in (WEIGHTS, TOKENIZER)}}
     try:
@@ -79,6 +78,6 @@ def read_model_dir(path: str | Path) -> dict[str, Any]:
         weights = load_file(str(path / WEIGHTS))
     except Exception as error:  # safetensors' own errors: a damaged header
         raise CheckpointError(f"{path / WEIGHTS}: not readable ({type(error).__name__}: {error})") from None
-    section = {**config[SECTION], "tokenizer": (path / TOKENIZER).read_text()}
-    return {"state_dict": weights, SECTION: section, **{key: config[key] for key in CARRIED if key in config}}
+    section = {**config[CHECKPOINT_KEY], "tokenizer": (path / TOKENIZER).read_text()}
+    return {"state_dict": weights, CHECKPOINT_KEY: section, **{key: config[key] for key in CARRIED if key in config}}
 

@@ -46,7 +46,7 @@ from latent_cot.data.example import DataError, Example
 from latent_cot.data.graph import Graph, node_token_ids
 from latent_cot.data.render import IGNORE, Rendered
 from latent_cot.methods.base import LossTerms, Method
-from latent_cot.methods.frontier import readout_cross_entropy
+from latent_cot.methods.frontier import add_slot_losses, bot_columns, readout_cross_entropy
 from latent_cot.model import GPT
 from latent_cot.thoughts import latent_forward, shifted_loss
 from latent_cot.tokenizer import Tokenizer
@@ -169,12 +169,11 @@ class Cot2(Method):
 
     def collate(self, items: Sequence[Rendered], tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
         batch = super().collate(items, tokenizer)
-        is_bot = batch["input_ids"] == tokenizer.bot_id  # (B, T)
         batch.update(
             cot2_ids=pad_nested([r.extra["cot2_ids"] for r in items]),  # (B, K, M)
             cot2_probs=pad_nested([r.extra["cot2_probs"] for r in items], 0.0, torch.float32),  # (B, K, M)
             cot2_self_fed=pad_nested([r.extra["cot2_self_fed"] for r in items], 1).squeeze(-1).bool(),  # (B, K)
-            cot2_column=is_bot.long().argmax(dim=1))  # (B,): slot t is read out at <bot>'s column + t
+            cot2_column=bot_columns(batch["input_ids"], tokenizer.bot_id))  # (B,): slot t is read out at + t
         return batch
 
     def teacher_inputs(self, model: GPT, ids: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -194,8 +193,5 @@ class Cot2(Method):
         has = probs.sum(-1) > 0  # (B, K)
         if bool(has.any()):
             per_slot = readout_cross_entropy(out.logits / self.tau, batch["cot2_column"], ids, probs)  # (B, K)
-            terms.add("thoughts", per_slot[has].mean(), self.settings["thought_weight"])
-            for t in range(ids.shape[1]):
-                if bool(has[:, t].any()):
-                    terms.logs[f"thought_{t + 1}"] = per_slot[has[:, t], t].mean().detach()
+            add_slot_losses(terms, "thoughts", per_slot, has, self.settings["thought_weight"], per_thought="thought")
         return terms

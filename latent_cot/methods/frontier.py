@@ -54,6 +54,21 @@ def readout_cross_entropy(logits: torch.Tensor, first_column: torch.Tensor, ids:
     return -(log_probs * probs).sum(-1)  # (B, K)
 
 
+def bot_columns(input_ids: torch.Tensor, bot_id: int) -> torch.Tensor:
+    """(B,): each row's <bot> column, where slot 0 is read out (collate aligned them to one column)."""
+    return (input_ids == bot_id).long().argmax(dim=1)
+
+
+def add_slot_losses(terms: LossTerms, name: str, per_slot: torch.Tensor, has: torch.Tensor, weight: float,
+                    per_thought: str | None = None) -> None:
+    """The mean of per_slot (B, K) over supervised slots `has` as term `name`, and logged per thought
+    as `<per_thought or name>_<t>` (to see how deep the learned search reaches)."""
+    terms.add(name, per_slot[has].mean(), weight)
+    for t in range(per_slot.shape[1]):
+        if bool(has[:, t].any()):
+            terms.logs[f"{per_thought or name}_{t + 1}"] = per_slot[has[:, t], t].mean().detach()
+
+
 class Frontier(Addon):
     name = "frontier"
     modes = ("coconut", "soft", "pause")
@@ -64,9 +79,7 @@ class Frontier(Addon):
 
     def collate(self, items: Sequence[Rendered], batch: dict[str, torch.Tensor], tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
         targets = pad_nested([r.extra["frontier"] for r in items])  # (B, K, M)
-        # collate aligned every row's <bot> to one column; slot t is read out at <bot>'s column + t.
-        is_bot = batch["input_ids"] == tokenizer.bot_id  # (B, T)
-        return {"frontier": targets, "frontier_column": is_bot.long().argmax(dim=1)}
+        return {"frontier": targets, "frontier_column": bot_columns(batch["input_ids"], tokenizer.bot_id)}
 
     def add_loss(self, terms: LossTerms, model: GPT, batch: dict[str, torch.Tensor], out: LatentOutput) -> None:
         targets = batch["frontier"]  # (B, K, M)
@@ -76,7 +89,4 @@ class Frontier(Addon):
             return
         uniform = real / real.sum(-1, keepdim=True).clamp(min=1)  # (B, K, M)
         per_slot = readout_cross_entropy(out.logits, batch["frontier_column"], targets, uniform)  # (B, K)
-        terms.add("frontier", per_slot[has].mean(), self.settings["weight"])
-        for t in range(targets.shape[1]):  # per thought, to see how deep the learned search reaches
-            if bool(has[:, t].any()):
-                terms.logs[f"frontier_{t + 1}"] = per_slot[has[:, t], t].mean().detach()
+        add_slot_losses(terms, "frontier", per_slot, has, self.settings["weight"])
