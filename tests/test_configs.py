@@ -41,8 +41,8 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
     cli = make_cli(args, run=False)
     mode = path.stem.split("_", 1)[1] if path.parent.name == "coconut_paper" else path.stem
     # the curriculum's start and the graph-size steps are token CoT; MODE_from_X continues X's model in MODE
-    mode = {"stage0": "cot", "small_graphs": "cot", "medium_graphs": "cot", "cot2_walks": "cot2",
-            "cot2_reachable": "cot2"}.get(path.stem, mode.split("_from_")[0])
+    mode = {"stage0": "cot", "small_graphs": "cot", "medium_graphs": "cot"}.get(path.stem, mode.split("_from_")[0])
+    mode = "cot2" if mode.startswith("cot2") else mode  # cot2_VARIANT: cot2 with other targets or schedules
     if "_frontier" in mode:  # MODE_frontier[_variant]: MODE with frontier supervision
         assert cli.model.mode == mode.split("_frontier")[0] and [a.name for a in cli.model.method.addons] == ["frontier"]
     elif mode in MODES:  # a mode file trains the mode it is named after
