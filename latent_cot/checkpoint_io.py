@@ -5,7 +5,7 @@ No Lightning here: `evaluate` and `inspect` read checkpoints without importing i
 Lightning's default save goes through fsspec, which writes to a temporary file in $TMPDIR and
 moves it onto the checkpoint: when $TMPDIR is on another filesystem that move is a copy, and a
 kill during the copy leaves a truncated `last.ckpt` with the previous good one already gone.
-`save_atomically` (Lightning's CheckpointIO in train_cli.py calls it) writes the new checkpoint to a temporary file in the checkpoint's own
+`save_atomically` (Lightning's CheckpointIO in cli/fit.py calls it) writes the new checkpoint to a temporary file in the checkpoint's own
 directory, fsyncs it, then renames it over the old one (atomic within one filesystem), and fsyncs
 the directory. At every instant the checkpoint's name holds either the old or the new complete
 file. A kill mid-write leaves only the temporary file `.<name>.<pid>.partial`; the next save or

@@ -272,7 +272,7 @@ class LatentCoTSystem(L.LightningModule):
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed next-token loss over supervised positions, their count): what every version of
-        the system returns (bench_train_worker times old checkouts through it)."""
+        the system returns (bench/train_worker.py times old checkouts through it)."""
         terms = self.loss_terms(batch)
         return terms.token_sum, terms.n_tokens
 

@@ -29,6 +29,15 @@ from latent_cot.provenance import commit_text, git_state
 QUERIES = 4
 
 
+def write_curve(path: Path, args: argparse.Namespace, model: GPT, curve: list[dict]) -> None:
+    """A probe's curve as JSON, with its arguments, size, command and commit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "parameters": model.num_parameters(), "curve": curve,
+              "command": shlex.join(["python", *sys.argv]), "commit": commit_text(git_state())}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
 def make_batch(rng: random.Random, batch: int, facts: int, names: int) -> tuple[torch.Tensor, torch.Tensor]:
     """ids (B, T) and targets (B, T): -100 except at each queried name, whose target is its class."""
     semicolon, question = names, names + 1
@@ -89,11 +98,7 @@ def main() -> None:
             curve.append({"step": step, "train_loss": loss.item(), "accuracy": accuracy})
             print(f"step {step:5d}  loss {loss.item():.3f}  accuracy {accuracy:.3f}  {time.perf_counter() - start:.0f}s", flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                  "parameters": model.num_parameters(), "curve": curve,
-                  "command": shlex.join(["python", *sys.argv]), "commit": commit_text(git_state())}
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        write_curve(args.out, args, model, curve)
 
 
 if __name__ == "__main__":

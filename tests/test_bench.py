@@ -1,5 +1,5 @@
 """The benchmark compares like with like: same batch, same length, only the slots differ."""
-from latent_cot.bench import THOUGHT, batch_tensors, bench, make_batch
+from latent_cot.bench.latent_step import THOUGHT, batch_tensors, bench, make_batch
 
 
 def test_latent_and_plain_batches_cover_the_same_positions():
@@ -26,7 +26,7 @@ def test_bench_runs_and_reports_every_figure():
 def test_train_bench_compares_a_baseline_checkout_with_this_code(tmp_path):
     import argparse
 
-    from latent_cot.bench_train import ROOT, export_baseline, format_row, measure_mode
+    from latent_cot.bench.train import ROOT, export_baseline, format_row, measure_mode
 
     baseline = export_baseline("6a45002", tmp_path)  # the code before the throughput work
     args = argparse.Namespace(task="prosqa_small", n_train=24, batch_size=4, backbone="tiny", k=2, rounds=2, steps=1,

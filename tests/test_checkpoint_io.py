@@ -15,7 +15,7 @@ import torch
 
 from latent_cot.checkpoint import load_run
 from latent_cot.checkpoint_io import CheckpointError, read_checkpoint, save_atomically
-from latent_cot.train_cli import make_cli
+from latent_cot.cli.fit import make_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SHM = Path("/dev/shm")

@@ -66,7 +66,7 @@ def test_console_of_compare_has_progress_and_no_third_party_lines(tmp_path):
 
 
 def test_each_mode_composes_its_own_file_beside_the_shared_config(monkeypatch, tmp_path):
-    from latent_cot.compare import compare, mode_file
+    from latent_cot.cli.compare import compare, mode_file
 
     monkeypatch.chdir(ROOT)
     shared = ["configs/prosqa_small/base.yaml"]
@@ -77,7 +77,7 @@ def test_each_mode_composes_its_own_file_beside_the_shared_config(monkeypatch, t
 
     with pytest.raises(ValueError, match=r"modes: unknown mode 'nonsense'.*no nonsense\.yaml beside the shared config"):
         compare(["nonsense"], [0], shared, out_dir=tmp_path)
-    from latent_cot.compare import results_markdown
+    from latent_cot.cli.compare import results_markdown
 
     results = {"name": "x", "command": "latent-cot compare", "git": {"commit": "abc", "dirty": False}, "seeds": [0],
                "configs": shared, "overrides": [], "rows": [], "mode_configs": {"icot": "configs/prosqa_small/icot.yaml"}}
@@ -87,7 +87,7 @@ def test_each_mode_composes_its_own_file_beside_the_shared_config(monkeypatch, t
 def test_resume_continues_an_interrupted_comparison(tmp_path, monkeypatch, capsys):
     """A comparison killed in its second run: --resume tests the finished run again without training it
     and trains the other; a run whose config changed is refused, naming the run and the change."""
-    import latent_cot.compare as compare_module
+    import latent_cot.cli.compare as compare_module
 
     monkeypatch.chdir(ROOT)
     real_train_one, calls = compare_module.train_one, []

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from latent_cot.compare import load_compare_config
+from latent_cot.cli.compare import load_compare_config
 from latent_cot.methods import ADDONS, MODES
-from latent_cot.train_cli import make_cli
+from latent_cot.cli.fit import make_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

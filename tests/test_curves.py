@@ -6,7 +6,7 @@ import torch
 from latent_cot.cli import main
 from latent_cot.datamodule import LatentDataModule
 from latent_cot.lit import LatentCoTSystem
-from latent_cot.train_cli import RunCheckpoint
+from latent_cot.cli.fit import RunCheckpoint
 from tests.test_training import DATA, MODEL, trainer
 
 

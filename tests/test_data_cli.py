@@ -4,7 +4,7 @@ import json
 import pytest
 
 from latent_cot.cli import main
-from latent_cot.data.cli import parse_knob
+from latent_cot.cli.data import parse_knob
 from latent_cot.data.example import Example
 from solvers import check_multiplication, check_prosqa
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from latent_cot.train_cli import make_cli
+    from latent_cot.cli.fit import make_cli
 
     out, devices, batch_size, bucket = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     cli = make_cli(["--config", "configs/tiny.yaml", "--data.n_train=32", f"--data.batch_size={batch_size}",

@@ -11,7 +11,7 @@ from latent_cot.cli import main
 from latent_cot.datamodule import LatentDataModule
 from latent_cot.evaluation import evaluate
 from latent_cot.lit import LatentCoTSystem
-from latent_cot.train_cli import RunCheckpoint
+from latent_cot.cli.fit import RunCheckpoint
 from tests.test_training import DATA, MODEL, trainer
 
 WITH_MODULES = [("coconut", {}), ("coconut", {"addons": {"step_decoder": {}}}), ("coconut", {"addons": {"adaptive_k": {}}}),

@@ -11,7 +11,7 @@ import torch
 
 import latent_cot.checkpoint
 from latent_cot.checkpoint import LoadedRun
-from latent_cot import inspect_cli
+from latent_cot.cli import inspect as inspect_command
 from latent_cot.cli import main
 from latent_cot.config import GPTConfig
 from latent_cot.curriculum import Schedule
@@ -49,7 +49,7 @@ def fake_runs(monkeypatch, examples):
 
 def test_arguments_parse_with_defaults():
     parser = argparse.ArgumentParser()
-    inspect_cli.add_arguments(parser)
+    inspect_command.add_arguments(parser)
     args = parser.parse_args(["--ckpt", "a.ckpt", "b.ckpt", "--data", "v.json", "--k", "3", "--max_k", "5"])
     assert args.ckpt == ["a.ckpt", "b.ckpt"] and args.data == "v.json" and (args.k, args.max_k) == (3, 5)
     assert (args.n, args.top, args.rendering, args.out) == (100, 5, "auto", "results/inspect")

@@ -18,7 +18,7 @@ WORKER = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
     import lightning as L
-    from latent_cot.train_cli import make_cli
+    from latent_cot.cli.fit import make_cli
 
     root, stall_at, ckpt, bucket = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
 

@@ -11,7 +11,7 @@ from latent_cot.methods.step_decoder import step_targets
 from latent_cot.probe import inspect_run
 from latent_cot.data.graph import Graph
 from latent_cot.probe.translations import count_translations, shortest_path_edges
-from latent_cot.report import format_decodings
+from latent_cot.cli.inspect_report import format_decodings
 from latent_cot.tokenizer import Tokenizer
 from latent_cot.data.render import training_text
 from tests.helpers import EXAMPLES, tiny_model, tokenizer

@@ -11,7 +11,7 @@ from latent_cot.data.loaders import write_json
 from latent_cot.data.tasks import make_examples
 from latent_cot.datamodule import LatentDataModule
 from latent_cot.lit import LatentCoTSystem
-from latent_cot.train_cli import RunCheckpoint
+from latent_cot.cli.fit import RunCheckpoint
 from tests.test_training import DATA, MODEL, trainer
 
 

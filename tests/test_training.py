@@ -11,7 +11,7 @@ from latent_cot.methods import MODES
 from latent_cot.datamodule import ConfigError, LatentDataModule
 from latent_cot.evaluation import evaluate
 from latent_cot.lit import LatentCoTSystem
-from latent_cot.train_cli import RunCheckpoint
+from latent_cot.cli.fit import RunCheckpoint
 
 DATA = dict(task="prosqa_small", n_train=16, n_valid=4, n_test=4, knobs={"steps": [1, 2]}, batch_size=4, seed=0)
 MODEL = dict(backbone="tiny", backbone_overrides={"block_size": 160}, max_stage=2, epochs_per_stage=1,
@@ -98,7 +98,7 @@ def test_weight_decay_groups(decay_groups):
 
 def test_best_checkpoint_holds_the_best_epoch(tmp_path):
     """best.ckpt has the weights of the epoch with the highest final-layout validation accuracy."""
-    from latent_cot.train_cli import BestCheckpoint
+    from latent_cot.cli.fit import BestCheckpoint
 
     torch.manual_seed(0)
     system, data = LatentCoTSystem(mode="cot", **{**MODEL, "lr": 3e-2}), LatentDataModule(**DATA)
