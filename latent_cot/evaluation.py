@@ -10,6 +10,7 @@ their input order.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Sequence
@@ -54,11 +55,12 @@ class EvalResult:
         return {k: v for k, v in asdict(self).items() if k != "records"}
 
     def write_records(self, path: str | Path) -> None:
+        """One JSON line per example; gzip-compressed when the name ends in .gz (with no timestamp, so
+        the same records give the same bytes)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as f:
-            for record in self.records:
-                f.write(json.dumps(asdict(record)) + "\n")
+        data = "".join(json.dumps(asdict(record)) + "\n" for record in self.records).encode()
+        path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def is_correct(generated: str, expected_answer: str) -> bool:

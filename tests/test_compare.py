@@ -1,12 +1,16 @@
 """`latent-cot compare` end to end on the tiny config: every output file, the table, git and config
 records, the console a user sees, and an existing results folder kept unless --overwrite."""
+import gzip
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from latent_cot.cli import main
+from latent_cot.cli.compare import noise_margin, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +30,7 @@ def test_compare_writes_results(tmp_path, monkeypatch, capsys):
         assert (out / name).stat().st_size > 0, name
     for mode in ("cot", "coconut"):
         for seed in (0, 1):
-            records = (out / "predictions" / f"{mode}_seed{seed}.jsonl").read_text().splitlines()
+            records = gzip.decompress((out / "predictions" / f"{mode}_seed{seed}.jsonl.gz").read_bytes()).decode().splitlines()
             assert len(records) == 4 and "predicted" in json.loads(records[0])
             assert f"mode: {mode}" in (out / "configs" / f"{mode}_seed{seed}.yaml").read_text()
     results = json.loads((out / "results.json").read_text())
@@ -34,9 +38,14 @@ def test_compare_writes_results(tmp_path, monkeypatch, capsys):
     assert results["seeds"] == [0, 1] and len(results["runs"]) == 4
     assert set(results["git"]) == {"commit", "dirty"}
     assert all(len(run["history"]) == 2 for run in results["runs"])
+    used = {run["mode"]: run["thoughts_used"] for run in results["runs"]}
+    assert used["cot"] is None and set(used["coconut"]) == {"none", "swap", "zero"}
+    assert used["coconut"]["none"] == next(r["accuracy"] for r in results["runs"] if r["mode"] == "coconut")  # replay parity
+    assert results["chance"] == 0.5 and "Chance (a uniform guess between the options): 50%" in (out / "results.md").read_text()
     markdown = (out / "results.md").read_text()
     assert "± " in markdown and "| coconut |" in markdown and "git commit" in markdown
-    assert "| mode | accuracy (mean ± std, 2 seeds) |" in capsys.readouterr().out
+    assert "| mode | accuracy (mean ± std, 2 seeds) | another example's thoughts | zeroed thoughts |" in capsys.readouterr().out
+    assert re.search(r"\| cot \| [\d.]+ ± [\d.]+ \| — \| — \|", markdown)
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]  # no staging folder left
 
     # Run again: refused, the old results untouched; --overwrite replaces the folder whole.
@@ -44,7 +53,7 @@ def test_compare_writes_results(tmp_path, monkeypatch, capsys):
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err and (out / "predictions" / "stale_seed9.jsonl").exists()
     assert main(args + ["--modes", "cot", "--seeds", "0", "--overwrite", "--quiet"]) == 0
-    assert sorted(p.name for p in (out / "predictions").iterdir()) == ["cot_seed0.jsonl"]
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == ["cot_seed0.jsonl.gz"]
     assert "ETA" not in capsys.readouterr().out  # --quiet: no progress lines
 
 
@@ -122,3 +131,42 @@ def test_resume_continues_an_interrupted_comparison(tmp_path, monkeypatch, capsy
     assert main(args + ["--resume", "--overwrite", "--set", "model.lr=0.5"]) == 2
     error = capsys.readouterr().err
     assert "cot_seed0 was trained with another config" in error and "lr: 0.5" in error
+
+
+def test_verdict_is_derived_from_the_numbers():
+    def row(mode, acc, swap=None, zero=None, tokens=9.0):
+        return {"mode": mode, "accuracy_mean": acc, "used_swap": swap, "used_zero": zero, "mean_tokens": tokens, "n_test": 500}
+
+    line = verdict([row("cot", 0.70, tokens=12.0), row("pause", 0.72, 0.71, 0.70, 5.0), row("coconut", 0.80, 0.55, 0.52, 5.0)])
+    assert line.startswith("coconut, the best mode with thoughts, beats cot: 80.0% against 70.0% (+10.0 points; test noise ±")
+    assert "cost it 25.0 points and zeroed ones 28.0, so its thoughts carry" in line
+    line = verdict([row("cot", 0.70), row("coconut", 0.71, 0.70, 0.69)])
+    assert "is level with cot" in line and "do not measurably carry" in line
+    assert "trails cot" in verdict([row("cot", 0.90), row("coconut", 0.70, 0.50, 0.50)])
+    assert verdict([row("cot", 0.9)]) is None and verdict([row("coconut", 0.7, 0.5, 0.5)]) is None
+    assert noise_margin(0.5, 0.5, 500) == pytest.approx(2 * (0.5 / 500) ** 0.5)
+
+
+def test_runs_trained_in_parallel_processes_match_runs_trained_one_by_one(tmp_path, monkeypatch):
+    """--jobs 2: two worker processes of one thread each give what one thread in this process gives."""
+    import torch
+
+    monkeypatch.chdir(ROOT)
+    config = tmp_path / "compare.yaml"
+    config.write_text("name: tiny\nmodes: [cot, coconut]\nseeds: [0]\nconfigs: [configs/tiny.yaml]\n"
+                      "overrides: [trainer.max_epochs=2, data.n_train=8, data.n_test=4, trainer.logger=false, model.eval_limit=2]\n")
+    results = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for jobs in (1, 2):
+            assert main(["compare", "--config", str(config), "--out_dir", str(tmp_path / f"results{jobs}"), "--quiet",
+                         "--run_dir", str(tmp_path / f"runs{jobs}"), "--jobs", str(jobs)]) == 0
+            results[jobs] = json.loads((tmp_path / f"results{jobs}" / "tiny" / "results.json").read_text())
+    finally:
+        torch.set_num_threads(threads)
+    assert results[2]["jobs"] == 2 and "2 at a time" in (tmp_path / "results2" / "tiny" / "results.md").read_text()
+    for one, parallel in zip(results[1]["runs"], results[2]["runs"], strict=True):
+        assert one["mode"] == parallel["mode"]  # the order of the config, whichever finished first
+        assert [h["val_loss"] for h in one["history"]] == pytest.approx([h["val_loss"] for h in parallel["history"]])
+        assert one["accuracy"] == parallel["accuracy"] and one["thoughts_used"] == parallel["thoughts_used"]

@@ -14,10 +14,14 @@ PAPER = sorted((CONFIGS / "coconut_paper").glob("*.yaml"))
 FIT = sorted(p for p in CONFIGS.rglob("*.yaml") if p not in COMPARE and p not in PAPER)
 
 
+# The main job's folder holds its budget and mode files, composed on the small task's base (configs/compare/default.yaml).
+SHARED = {"main_job": [CONFIGS / "prosqa_small" / "base.yaml", CONFIGS / "main_job" / "budget.yaml"]}
+
+
 def fit_args(path: Path) -> list[str]:
-    """A mode file composes on its directory's base.yaml, as the README shows."""
-    base = path.parent / "base.yaml"
-    files = [base, path] if base.is_file() and path != base else [path]
+    """A mode file composes on its directory's base.yaml (or shared configs), as the README shows."""
+    shared = SHARED.get(path.parent.name, [path.parent / "base.yaml"])
+    files = [f for f in shared if f.is_file() and f != path] + [path]
     return [a for f in files for a in ("--config", str(f))]
 
 
@@ -50,7 +54,7 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
     elif mode in ADDONS:  # an add-on file attaches it to coconut
         assert cli.model.mode == "coconut" and [a.name for a in cli.model.method.addons] == [mode]
     else:  # base files leave the mode to the file composed after them
-        assert path.stem in ("base", "tiny")
+        assert path.stem in ("base", "tiny", "budget")
     assert cli.datamodule.hparams.batch_size >= 1
     assert cli.trainer.max_epochs >= 1
     if mode == "icot":  # the longest compact chain (2 or 6 steps of 4 tokens) is gone 4 epochs before the end

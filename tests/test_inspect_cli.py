@@ -69,7 +69,7 @@ def test_inspect_writes_report_and_plots(fake_runs, examples, tmp_path, capsys):
     out = tmp_path / "report"
     before = {k: v.clone() for k, v in fake_runs.state_dict().items()}
     rc = main(["inspect", "--ckpt", "soft.ckpt", "cot.ckpt", "--data", str(data), "--n", "4",
-               "--out", str(out), "--max_k", "2", "--batch_size", "3"])
+               "--out", str(out), "--max_k", "2", "--batch_size", "3", "--decodings", "3"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "thought 1" in captured.out and "interventions:" in captured.out
@@ -82,7 +82,9 @@ def test_inspect_writes_report_and_plots(fake_runs, examples, tmp_path, capsys):
         assert (out / name).stat().st_size > 1000
     saved = json.loads((out / "inspection_soft.json").read_text())
     assert saved["n_thoughts"] == 2 and [row["k"] for row in saved["sweep"]] == [0, 1, 2]
-    assert len(saved["examples"]) == 4 and len(saved["examples"][0]["thoughts"]) == 2
+    assert "examples" not in saved  # a summary: the per-example rows go to decodings_<label>.json
+    decodings = json.loads((out / "decodings_soft.json").read_text())
+    assert len(decodings) == 3 and len(decodings[0]["thoughts"]) == 2  # --decodings 3 of the 4 inspected
     assert all(torch.equal(before[k], v) for k, v in fake_runs.state_dict().items())
 
 
@@ -107,7 +109,8 @@ def test_examples_are_inspected_with_their_own_number_of_thoughts(fake_runs, exa
     for k in (1, 2):
         saved = json.loads((out / f"inspection_coconut_k_{k}.json").read_text())
         assert saved["n_thoughts"] == k and saved["n_examples"] == steps.count(k)
-        assert all(len(row["thoughts"]) == k for row in saved["examples"])
+        decodings = json.loads((out / f"decodings_coconut_k_{k}.json").read_text())
+        assert decodings and all(len(row["thoughts"]) == k for row in decodings)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -13,7 +13,8 @@ from latent_cot.generation import generate
 from latent_cot.model import GPT
 from latent_cot.probe import (
     Graph, ProbeError, chain_quality, classify_chain, collect_thoughts, count_categories, decode_thoughts, distance_to_vocabulary,
-    frontier_analysis, generate_with_thoughts, inspect_run, intervene, nearest_embeddings, token_name, vocabulary_ids,
+    frontier_analysis, generate_with_thoughts, inspect_run, intervene, intervention_accuracy, nearest_embeddings, token_name,
+    vocabulary_ids,
 )
 from latent_cot.tokenizer import Tokenizer
 
@@ -225,6 +226,30 @@ def test_feeding_the_own_thoughts_back_reproduces_generate(model, tokenizer, exa
     assert zeroed == generate(model, tokenizer, examples, mode, 2, max_new_tokens=12, slot_inputs=slot_inputs).texts
 
 
+def test_intervention_accuracy_swaps_within_equal_k_and_counts_k_0_as_plain(model, tokenizer, examples, monkeypatch):
+    ks = [1, 2, 1, 0, 2, 1]
+    # A random model writes no answer, so "correct" is taken as "the whole text the model wrote with its
+    # own thoughts": "none" must then score 1, and each kind the share of texts its change leaves as they were.
+    monkeypatch.setattr("latent_cot.probe.running.is_correct", lambda text, answer: text == answer)
+    with torch.no_grad():  # weights large enough that thoughts sway some texts and not others
+        for weight in (p for p in model.parameters() if p.dim() > 1):
+            weight.normal_(0, 0.06, generator=torch.Generator().manual_seed(weight.numel()))
+    own = evaluate(model, tokenizer, examples, "coconut", ks, max_new_tokens=12)
+    relabelled = [Example(e.question, e.steps, r.generated, e.extra) for e, r in zip(examples, own.records)]
+    got = intervention_accuracy(model, tokenizer, relabelled, "coconut", ks, ("swap", "zero"), max_new_tokens=12)
+    assert got["none"] == 1.0
+    unchanged = {"swap": 0, "zero": 0}
+    for k, group in ((1, [0, 2, 5]), (2, [1, 4])):
+        inputs = collect_thoughts(model, tokenizer, [relabelled[i] for i in group], "coconut", k).inputs
+        for j, i in enumerate(group):  # swap: the next example with as many thoughts, cyclically
+            for kind, fed in (("swap", inputs[(j + 1) % len(group)]), ("zero", torch.zeros_like(inputs[j]))):
+                text, = generate_with_thoughts(model, tokenizer, [relabelled[i]], "coconut", fed[None], max_new_tokens=12)
+                unchanged[kind] += text == relabelled[i].answer
+    assert 0 < unchanged["swap"] < 5 and 0 < unchanged["zero"] < 5  # the counts below can fail either way
+    for kind in ("swap", "zero"):
+        assert got[kind] == pytest.approx((unchanged[kind] + 1) / 6)  # + the k = 0 example, unchanged under every kind
+
+
 def test_inspect_run_leaves_the_weights_untouched(model, tokenizer, examples):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
@@ -236,7 +261,7 @@ def test_inspect_run_leaves_the_weights_untouched(model, tokenizer, examples):
     assert all(sum(row.categories.values()) == len(examples) for row in report.sweep)
     assert len(report.examples) == len(examples) and all(len(row["thoughts"]) == 2 for row in report.examples)
     assert report.frontier is not None and report.distance is not None and len(report.distance.per_thought) == 2
-    assert not any("changed" in note for note in report.notes)  # the replay matched generation
+    assert not any("numerical differences" in note for note in report.notes)  # the replay matched generation
     at_k = evaluate(model, tokenizer, examples, "coconut", 2, max_new_tokens=10)
     assert [row["generated"] for row in report.examples] == [r.generated for r in at_k.records]
     assert [row.accuracy for row in report.sweep][2] == at_k.accuracy

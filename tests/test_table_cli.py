@@ -1,4 +1,5 @@
 """`latent-cot table`: scores runs as `evaluate` does, groups seeds by mode, counts the init_from run."""
+import gzip
 import json
 import statistics
 
@@ -48,7 +49,8 @@ def test_table_scores_like_evaluate_and_groups_seeds(branched_runs, capsys):
     assert coconut["accuracy_mean"] == pytest.approx(statistics.fmean(single))
     assert coconut["accuracy_std"] == pytest.approx(statistics.stdev(single))
     assert "± " in (out / "results.md").read_text() and (out / "accuracy.png").is_file()
-    assert len(list((out / "predictions").glob("*.jsonl"))) == 3
+    predictions = sorted((out / "predictions").glob("*.jsonl.gz"))
+    assert len(predictions) == 3 and all(len(gzip.decompress(p.read_bytes()).splitlines()) > 0 for p in predictions)
 
     # Tested epoch: the one the weights are from (last.ckpt here), counted from the stage-0 run's first.
     assert [r["tested_epoch"] for r in results["runs"]] == [1, 3, 3]

@@ -51,13 +51,9 @@ def _run_trainer_command(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from latent_cot.cli.console import silence_third_party
-
-    silence_third_party()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TRAINER_COMMANDS:
-        return _run_trainer_command(argv)
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser of every non-trainer subcommand, with the arguments of `command` only: subparsers
+    are filled lazily, for the command that runs, to keep --help fast."""
     parser = argparse.ArgumentParser(prog="latent-cot", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in TRAINER_COMMANDS:
@@ -65,10 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module_name)
-        # Subparsers are built lazily only for the command that runs, to keep --help fast.
-        if argv and argv[0] == name:
+        if command == name:
             importlib.import_module(module_name).add_arguments(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from latent_cot.cli.console import silence_third_party
+
+    silence_third_party()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TRAINER_COMMANDS:
+        return _run_trainer_command(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2

@@ -30,6 +30,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -38,10 +39,12 @@ from typing import Any
 
 import yaml
 
+from latent_cot.data.tasks import CHANCE
 from latent_cot.provenance import command_line, commit_text, git_state
 
 DEFAULT_CONFIG = "configs/compare/default.yaml"
-COMPARE_KEYS = {"name", "modes", "seeds", "configs", "overrides", "out_dir", "run_dir"}
+COMPARE_KEYS = {"name", "modes", "seeds", "configs", "overrides", "out_dir", "run_dir", "jobs"}
+USED_KINDS = ("swap", "zero")  # the "thoughts used" column: another example's thoughts, zeroed thoughts
 RUN_CONFIG = "compare_config.yaml"  # in each run's folder: the resolved config it started with, for --resume
 
 
@@ -58,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the runs of an interrupted comparison of this name from their last checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only each run's summary and the table")
+    parser.add_argument("--jobs", type=int, help="runs trained at once, each in its own process with cores / JOBS "
+                        "threads (default: the config's, else 1); a small model gains more from this than from threads")
 
 
 def load_compare_config(path: str | Path) -> dict[str, Any]:
@@ -139,19 +144,73 @@ def train_one(mode: str, seed: int, configs: list[str], overrides: list[str], ru
         cli.model.load_state_dict(read_checkpoint(best_path)["state_dict"])
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     result = cli.model.test_result
+    used = thoughts_used(cli.model, cli.datamodule.test_examples)
     return {
         "mode": mode, "seed": seed, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens,
         "ms_per_example": result.ms_per_example, "n_test": result.n_examples, "mean_thoughts": result.mean_thoughts,
         "tested_epoch": best["epoch"] if best_path else epochs - 1, "best_val_acc": best["val_acc"] if best else None,
         "train_seconds": train_seconds, "epochs": epochs, "global_step": global_step,
+        "thoughts_used": used, "chance": CHANCE.get(cli.datamodule.hparams.task),
         "history": list(cli.model.history), "config": resolved, "eval": result,
     }
+
+
+def thoughts_used(system, examples: list) -> dict[str, float] | None:
+    """Test accuracy with the model's own thoughts replayed ("none"), with another example's
+    ("swap") and with zeroed ones ("zero"); None for a mode without thought slots."""
+    from latent_cot.probe.running import intervention_accuracy
+
+    method = system.method
+    if not method.has_slots:
+        return None
+    ks = method.eval_thoughts(len(e.steps) for e in examples)
+    return intervention_accuracy(system.model, system.tokenizer, examples, method, ks, USED_KINDS,
+                                 batch_size=system.hparams.eval_batch_size, max_new_tokens=system.hparams.eval_max_new_tokens)
+
+
+def _train_in_worker(threads: int, *args: Any) -> dict[str, Any]:
+    """train_one in a process of its own (compare --jobs), with `threads` torch threads."""
+    import torch
+
+    from latent_cot.cli.console import silence_third_party
+
+    silence_third_party()
+    torch.set_num_threads(threads)
+    return train_one(*args)
+
+
+def train_all(tasks: list[tuple[str, int]], jobs: int, configs: list[str], overrides: list[str], run_dir: Path,
+              progress: bool, resume: bool) -> list[dict[str, Any]]:
+    """train_one for every (mode, seed), `jobs` at a time; the results in the order of `tasks`."""
+    def done(run: dict[str, Any]) -> dict[str, Any]:
+        print(f"[compare] {run['mode']} seed {run['seed']}: accuracy {run['accuracy']:.3f}, {run['train_seconds']:.0f} s", flush=True)
+        return run
+
+    args = [(mode, seed, configs, overrides, run_dir / f"{mode}_seed{seed}", progress, resume) for mode, seed in tasks]
+    if jobs <= 1:
+        runs = []
+        for (mode, seed), task_args in zip(tasks, args):
+            print(f"[compare] training {mode} (seed {seed})", flush=True)
+            runs.append(done(train_one(*task_args)))
+        return runs
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // jobs)
+    print(f"[compare] training {len(tasks)} runs, {jobs} at a time, {threads} thread(s) each", flush=True)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_in_worker, threads, *task_args): i for i, task_args in enumerate(args)}
+        runs: list[dict[str, Any] | None] = [None] * len(tasks)
+        for future in as_completed(futures):
+            runs[futures[future]] = done(future.result())
+    return runs  # type: ignore[return-value]
 
 
 def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: list[str] | None = None,
             name: str = "default", out_dir: str | Path = "results", run_dir: str | Path = "runs/compare",
             command: str | None = None, overwrite: bool = False, progress: bool = True,
-            resume: bool = False) -> dict[str, Any]:
+            resume: bool = False, jobs: int = 1) -> dict[str, Any]:
     """Train every mode x seed, evaluate on the test split, write results; returns results.json's content.
 
     The results are written to a staging folder beside <out_dir>/<name>, which replaces it only at
@@ -179,7 +238,7 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
     final.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=final.parent))
     try:
-        results = _compare_into(out, modes, seeds, configs, overrides, name, run_dir, command, git, progress, resume)
+        results = _compare_into(out, modes, seeds, configs, overrides, name, run_dir, command, git, progress, resume, jobs)
         shutil.rmtree(final, ignore_errors=True)
         out.rename(final)
     finally:
@@ -190,22 +249,20 @@ def compare(modes: list[str], seeds: list[int], configs: list[str], overrides: l
 
 def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[str], overrides: list[str], name: str,
                   run_dir: str | Path, command: str | None, git: dict[str, Any], progress: bool,
-                  resume: bool = False) -> dict[str, Any]:
+                  resume: bool = False, jobs: int = 1) -> dict[str, Any]:
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     (out / "configs").mkdir(parents=True, exist_ok=True)
-    runs = []
-    for mode in modes:
-        for seed in seeds:
-            print(f"[compare] training {mode} (seed {seed})", flush=True)
-            run = train_one(mode, seed, configs, overrides, Path(run_dir) / name / f"{mode}_seed{seed}", progress, resume)
-            run.pop("eval").write_records(out / "predictions" / f"{mode}_seed{seed}.jsonl")
-            (out / "configs" / f"{mode}_seed{seed}.yaml").write_text(run.pop("config"))
-            runs.append(run)
-            print(f"[compare] {mode} seed {seed}: accuracy {run['accuracy']:.3f}, {run['train_seconds']:.0f} s", flush=True)
+    tasks = [(mode, seed) for mode in modes for seed in seeds]
+    runs = train_all(tasks, jobs, configs, overrides, Path(run_dir) / name, progress, resume)
+    for run in runs:
+        run.pop("eval").write_records(out / "predictions" / f"{run['mode']}_seed{run['seed']}.jsonl.gz")
+        (out / "configs" / f"{run['mode']}_seed{run['seed']}.yaml").write_text(run.pop("config"))
     rows = summarize(runs)
+    chance = runs[0]["chance"] if runs else None
     results = {
-        "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes,
-        "configs": configs, "overrides": overrides, "rows": rows, "runs": runs,
+        "name": name, "command": command, "git": git, "seeds": seeds, "modes": modes, "jobs": jobs,
+        "configs": configs, "overrides": overrides, "rows": rows, "chance": chance, "verdict": verdict(rows),
+        "runs": runs,
         "mode_configs": {mode: str(mode_file(configs, mode)) for mode in modes if mode_file(configs, mode)},
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -213,7 +270,14 @@ def _compare_into(out: Path, modes: list[str], seeds: list[int], configs: list[s
     (out / "results.md").write_text(results_markdown(results, table))
     plot_accuracy(runs, out / "accuracy.png")
     print(table)
+    for line in (chance_line(chance), results["verdict"]):
+        if line:
+            print(f"[compare] {line}")
     return results
+
+
+def chance_line(chance: float | None) -> str | None:
+    return None if chance is None else f"Chance (a uniform guess between the options): {100 * chance:.0f}%."
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -229,6 +293,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "ms_per_example": statistics.fmean(r["ms_per_example"] for r in mine),
             "train_seconds": statistics.fmean(times) if None not in times else None,
             "mean_thoughts": statistics.fmean(r["mean_thoughts"] for r in mine), "n_test": mine[0]["n_test"],
+            **{f"used_{kind}": statistics.fmean(r["thoughts_used"][kind] for r in mine) if mine[0].get("thoughts_used") else None
+               for kind in USED_KINDS},
             "tested_epochs": [r["tested_epoch"] for r in mine], "n_runs": len(mine),
         })
     return rows
@@ -239,16 +305,43 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     mixed = len(counts) > 1  # e.g. more seeds for some modes: each row says how many
     acc_header = "accuracy" + (f" (mean ± std, {counts.pop()} seeds)" if not mixed and max(counts) > 1 else
                                " (mean ± std over seeds)" if mixed else "")
-    lines = [f"| mode | {acc_header} | tokens generated | thoughts | ms / example | train time (s) | tested epoch |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| mode | {acc_header} | another example's thoughts | zeroed thoughts | tokens generated | thoughts "
+             "| ms / example | train time (s) | tested epoch |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{100 * r['accuracy_mean']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if r["n_runs"] > 1 else "")
         acc += f" ({r['n_runs']} seeds)" if mixed and r["n_runs"] > 1 else ""
         epochs = ", ".join(str(e + 1) for e in r["tested_epochs"])
         seconds = "—" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
-        lines.append(f"| {r['mode']} | {acc} | {r['mean_tokens']:.1f} | {r['mean_thoughts']:.1f} | {r['ms_per_example']:.2f} "
+        used = " | ".join("—" if r.get(f"used_{kind}") is None else f"{100 * r[f'used_{kind}']:.1f}" for kind in USED_KINDS)
+        lines.append(f"| {r['mode']} | {acc} | {used} | {r['mean_tokens']:.1f} | {r['mean_thoughts']:.1f} | {r['ms_per_example']:.2f} "
                      f"| {seconds} | {epochs} |")
     return "\n".join(lines) + "\n"
+
+
+def noise_margin(p: float, q: float, n: int) -> float:
+    """Two standard errors of the difference of two accuracies p and q, each measured on n examples."""
+    return 2 * math.sqrt((p * (1 - p) + q * (1 - q)) / n) if n else math.nan
+
+
+def verdict(rows: list[dict[str, Any]]) -> str | None:
+    """One line on what the table shows, from its numbers: the best mode with thoughts against cot,
+    and whether its thoughts carry per-example information (another example's cost accuracy)."""
+    by_mode = {r["mode"]: r for r in rows}
+    latent = [r for r in rows if r.get("used_swap") is not None]
+    if "cot" not in by_mode or not latent:
+        return None
+    cot, best = by_mode["cot"], max(latent, key=lambda r: r["accuracy_mean"])
+    acc, n = best["accuracy_mean"], best["n_test"]
+    diff, margin = acc - cot["accuracy_mean"], noise_margin(acc, cot["accuracy_mean"], n)
+    standing = ("beats" if diff > 0 else "trails") if abs(diff) > margin else "is level with"
+    swap_cost, swap_margin = acc - best["used_swap"], noise_margin(acc, best["used_swap"], n)
+    line = (f"{best['mode']}, the best mode with thoughts, {standing} cot: {100 * acc:.1f}% against "
+            f"{100 * cot['accuracy_mean']:.1f}% ({100 * diff:+.1f} points; test noise ±{100 * margin:.1f}), "
+            f"with {best['mean_tokens']:.1f} tokens against {cot['mean_tokens']:.1f}. "
+            f"Another example's thoughts {'cost it' if swap_cost > swap_margin else 'change it by'} "
+            f"{100 * swap_cost:.1f} points and zeroed ones {100 * (acc - best['used_zero']):.1f}, so its thoughts "
+            f"{'carry' if swap_cost > swap_margin else 'do not measurably carry'} each example's search.")
+    return line
 
 
 def results_markdown(results: dict[str, Any], table: str) -> str:
@@ -258,16 +351,23 @@ def results_markdown(results: dict[str, Any], table: str) -> str:
         f"# Comparison `{results['name']}`\n\n"
         f"Accuracy (%) on {n_test} held-out test examples at the final layout (exact match after `###`), "
         f"with the weights of the epoch (1-based, per seed) that had the best validation accuracy; "
-        f"tokens generated include continuous thoughts. Every mode has the same backbone, data, seeds and epochs.\n\n"
+        f"tokens generated include continuous thoughts. Every mode has the same backbone, data, seeds and epochs. "
+        f"Thoughts used: the accuracy when each test example's thoughts are replaced by another test example's, "
+        f"or by zero vectors (fixed slot inputs, `latent_cot.probe.intervention_accuracy`); it falls towards chance "
+        f"when the thoughts carry the example's search.\n\n"
         f"{table}\n"
-        f"- command: `{results['command']}`\n"
+        + (f"{results['verdict']}\n\n" if results.get("verdict") else "")
+        + (f"{chance_line(results['chance'])}\n\n" if results.get("chance") is not None else "")
+        + f"- command: `{results['command']}`\n"
         f"- git commit: {commit_text(git)}\n"
         f"- seeds: {results['seeds']}\n"
         f"- training configs: {', '.join(f'`{c}`' for c in results['configs'])}"
         + (f"; overrides: {', '.join(f'`{o}`' for o in results['overrides'])}" if results["overrides"] else "")
         + (f"; each mode's own file after them: {', '.join(f'`{c}`' for c in results['mode_configs'].values())}"
            if results.get("mode_configs") else "") + "\n"
-        "- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
+        + (f"- runs trained {results['jobs']} at a time (`--jobs`), each in its own process with cores / jobs threads; "
+           "train time is each run's own wall time\n" if results.get("jobs", 1) > 1 else "")
+        + "- resolved config of each run: `configs/<mode>_seed<seed>.yaml`; per-example predictions: `predictions/`\n"
         "- validation accuracy per epoch: `accuracy.png`\n"
     )
 
@@ -310,5 +410,6 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         resume=args.resume,
+        jobs=args.jobs or config.get("jobs", 1),
     )
     return 0

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accuracy is measured for k = 0 .. max_k thoughts at inference (default: --k)")
     parser.add_argument("--top", type=int, default=5, help="tokens listed per thought decoding (default: 5)")
     parser.add_argument("--show", type=int, default=5, help="examples printed and put in the report's table (default: 5)")
+    parser.add_argument("--decodings", type=int, default=20, metavar="N",
+                        help="examples whose thought decodings go to decodings_<label>.json (default: 20)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=None,
                         help="decoding limit (default: the checkpoint's eval_max_new_tokens, else 64)")
@@ -146,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             reports.append(report)
     if not reports:
         return _fail("no checkpoint could be inspected")
-    path = write_report(reports, args.out, command=_command(args), sources=args.ckpt, n_show=args.show)
+    path = write_report(reports, args.out, command=_command(args), sources=args.ckpt, n_show=args.show,
+                        n_decodings=args.decodings)
     print(f"wrote {path} and plots in {Path(args.out)}")
     return 0 if not failed else 1

@@ -2,8 +2,8 @@
 
 Files written under the output folder, with <label> the checkpoint's label made file-safe:
   report.md                  everything below, with the plots inline
-  inspection_<label>.json    the whole InspectionReport (probe.InspectionReport.to_dict)
-  decodings_<label>.json     per example: question, answer, generation, every thought's decodings
+  inspection_<label>.json    the InspectionReport's summary (probe.InspectionReport.to_dict): every analysis
+  decodings_<label>.json     the first examples (--decodings): question, answer, generation, thoughts' decodings
   heatmap_<label>.png        thought index vs top decoded tokens (LM-head readout), a few examples
   frontier_<label>.png       probability on the search frontier by thought index, and by node height
   accuracy_k_<label>.png     accuracy against the number of thoughts, error categories stacked
@@ -119,7 +119,7 @@ def _report_section(report: InspectionReport, name: str, n_show: int) -> list[st
     if any(row["thoughts"] for row in report.examples):
         out += ["### Thought decodings", "",
                 "`head`: the LM-head readout (token: probability); `embed`: the nearest input embeddings "
-                f"(token: cosine). First {min(n_show, len(report.examples))} examples; all are in `decodings_{name}.json`.", "",
+                f"(token: cosine). First {min(n_show, len(report.examples))} examples; more in `decodings_{name}.json`.", "",
                 "```text", format_decodings(report, n_show), "```", "", f"![decodings heatmap](heatmap_{name}.png)", ""]
 
     if report.distance is not None:
@@ -266,7 +266,7 @@ def plot_distance(reports: Sequence[InspectionReport], path: Path) -> Path | Non
 # ------------------------------------------------------------------------------ everything
 
 def write_report(reports: Sequence[InspectionReport], out_dir: str | Path, *, command: str | None = None,
-                 sources: Sequence[str] | None = None, n_show: int = 5) -> Path:
+                 sources: Sequence[str] | None = None, n_show: int = 5, n_decodings: int = 20) -> Path:
     """Write report.md, the JSON files and the plots for one or more inspections; returns report.md."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,8 +286,7 @@ def write_report(reports: Sequence[InspectionReport], out_dir: str | Path, *, co
             name += "_"
         names.append(name)
         report.save_json(out / f"inspection_{name}.json")
-        decodings = report.to_dict()["examples"]
-        (out / f"decodings_{name}.json").write_text(json.dumps(decodings, indent=1))
+        (out / f"decodings_{name}.json").write_text(json.dumps(report.decodings(n_decodings), indent=1))
         plot_accuracy_k(report, out / f"accuracy_k_{name}.png")
         plot_heatmap(report, out / f"heatmap_{name}.png")
         plot_frontier(report, out / f"frontier_{name}.png")

@@ -79,13 +79,13 @@ def run(args: argparse.Namespace) -> int:
     runs = []
     for index, path in enumerate(args.ckpt):
         row, result = score_run(path, args.data, args.limit)
-        result.write_records(out / "predictions" / f"{index}_{row['mode']}.jsonl")
+        result.write_records(out / "predictions" / f"{index}_{row['mode']}.jsonl.gz")
         runs.append(row)
         print(f"[table] {path}: {row['mode']}, accuracy {100 * row['accuracy']:.1f}%, {row['mean_tokens']:.1f} tokens")
     rows, git = summarize(runs), git_state()
     name = args.name or out.name
     table = markdown_table(rows)
-    scored = "\n".join(f"- `{r['ckpt']}` ({r['mode']}): predictions/{i}_{r['mode']}.jsonl" for i, r in enumerate(runs))
+    scored = "\n".join(f"- `{r['ckpt']}` ({r['mode']}): predictions/{i}_{r['mode']}.jsonl.gz" for i, r in enumerate(runs))
     (out / "results.md").write_text(
         f"# {name}\n\nAccuracy (%) on `{args.data}` ({rows[0]['n_test']} examples) at the final layout; tokens generated "
         f"include continuous thoughts; train time includes the runs each was started from (`init_from`), validation "

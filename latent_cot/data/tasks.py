@@ -31,6 +31,11 @@ TASKS: dict[str, Callable[..., list[Example]]] = {
 }
 
 
+# The accuracy of a uniform guess where a task's answer is one of a fixed number of options: ProsQA
+# asks which of two concepts the person is, ProntoQA whether a statement is true or false.
+CHANCE: dict[str, float] = {"prosqa": 0.5, "prosqa_small": 0.5, "prontoqa": 0.5}
+
+
 def knobs_of(task: str) -> dict[str, Any]:
     """The knobs a task accepts, with their defaults."""
     params = list(inspect.signature(_generator(task)).parameters.values())[2:]  # after rng, n

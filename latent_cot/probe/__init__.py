@@ -6,7 +6,7 @@ Modules, each importable on its own:
   chains         the error categories of generated chains (`classify_chain`)
   interventions  zero / noise / shuffle / swap transformations of the slot inputs
   running        running a model: what a thought is per mode (`collect_thoughts`), and
-                 generation with given slot inputs
+                 generation with given slot inputs, accuracy under interventions
   inspection     `inspect_run`, every analysis above on one model, as an `InspectionReport`
   errors         `ProbeError`
 Every public name of those modules is re-exported here, and `Graph` with its helpers.
@@ -20,7 +20,7 @@ from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import FRONTIER_CATEGORIES, FrontierResult, frontier_analysis, frontier_masses
 from latent_cot.probe.inspection import InspectionReport, inspect_run
 from latent_cot.probe.interventions import INTERVENTIONS, intervene
-from latent_cot.probe.running import Thoughts, collect_thoughts, generate_with_thoughts
+from latent_cot.probe.running import Thoughts, collect_thoughts, generate_with_thoughts, intervention_accuracy
 from latent_cot.probe.vocabulary import (
     ThoughtDecoding, VectorStats, VocabularyDistance, decode_thoughts, distance_to_vocabulary, nearest_embeddings,
     readout_probabilities, token_name, top_tokens, vocabulary_distance, vocabulary_ids,
@@ -34,7 +34,7 @@ __all__ = [
     "node_token_ids",
     "InspectionReport", "inspect_run",
     "INTERVENTIONS", "intervene",
-    "Thoughts", "collect_thoughts", "generate_with_thoughts",
+    "Thoughts", "collect_thoughts", "generate_with_thoughts", "intervention_accuracy",
     "ThoughtDecoding", "VectorStats", "VocabularyDistance", "decode_thoughts", "distance_to_vocabulary",
     "nearest_embeddings", "readout_probabilities", "token_name", "top_tokens", "vocabulary_distance",
     "vocabulary_ids",

@@ -13,14 +13,14 @@ from typing import Sequence
 import torch
 
 from latent_cot.data.example import Example
-from latent_cot.evaluation import evaluate, is_correct
+from latent_cot.evaluation import evaluate
 from latent_cot.methods import Method, as_method
 from latent_cot.model import GPT
 from latent_cot.probe.chains import ChainCounts, count_categories
 from latent_cot.probe.errors import ProbeError
 from latent_cot.probe.graph import FrontierResult, frontier_analysis
-from latent_cot.probe.interventions import INTERVENTIONS, intervene
-from latent_cot.probe.running import collect_thoughts, generate_with_thoughts
+from latent_cot.probe.interventions import INTERVENTIONS
+from latent_cot.probe.running import collect_thoughts, intervention_accuracy
 from latent_cot.probe.translations import count_translations
 from latent_cot.probe.vocabulary import (
     VocabularyDistance, decode_thoughts, distance_to_vocabulary, token_name, top_tokens, vocabulary_distance,
@@ -30,7 +30,8 @@ from latent_cot.tokenizer import UNK, Tokenizer
 
 @dataclass
 class InspectionReport:
-    """Everything `inspect_run` found for one model; `to_dict` is what inspection.json holds.
+    """Everything `inspect_run` found for one model; `to_dict` is what inspection.json holds, without
+    the per-example rows (`decodings`).
 
     An analysis that could not run is None (or empty) and `notes` says why.
     """
@@ -48,15 +49,19 @@ class InspectionReport:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def decodings(self, n: int | None = None) -> list[dict]:
+        """The first n examples (all when None) with their thoughts' decodings, as JSON-ready dicts."""
+        return [{**e, "thoughts": [asdict(d) for d in e["thoughts"]]} for e in self.examples[:n]]
+
     def to_dict(self) -> dict:
-        examples = [{**e, "thoughts": [asdict(d) for d in e["thoughts"]]} for e in self.examples]
+        """Every analysis, summarised: the per-example rows are in `decodings`."""
         return {
             "label": self.label, "mode": self.mode, "n_thoughts": self.n_thoughts, "n_examples": self.n_examples,
             "sweep": [asdict(row) for row in self.sweep],
             "distance": self.distance.to_dict() if self.distance else None,
             "frontier": self.frontier.to_dict() if self.frontier else None,
             "interventions": self.interventions, "translations": self.translations,
-            "notes": self.notes, "seconds": self.seconds, "examples": examples,
+            "notes": self.notes, "seconds": self.seconds,
         }
 
     def save_json(self, path: str | Path) -> Path:
@@ -179,18 +184,12 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str | Method, examples: 
     seconds["frontier"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    expected = [e.answer for e in examples]
-    accuracy = lambda texts: sum(is_correct(t, a) for t, a in zip(texts, expected)) / len(expected)  # noqa: E731
-    replay = generate_with_thoughts(model, tokenizer, examples, method, thoughts.inputs, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    report.interventions = {"none": accuracy(replay)}
-    if replay != [r["generated"] for r in rows]:
-        differ = sum(a != r["generated"] for a, r in zip(replay, rows))
-        notes.append(f"interventions: feeding the model's own thoughts back changed {differ} generation(s) "
-                     "(numerical differences); 'none' is the replayed accuracy")
-    for kind in INTERVENTIONS:
-        changed = intervene(thoughts.inputs, kind, seed)
-        report.interventions[kind] = accuracy(generate_with_thoughts(
-            model, tokenizer, examples, method, changed, max_new_tokens=max_new_tokens, batch_size=batch_size))
+    report.interventions = intervention_accuracy(model, tokenizer, examples, method, [K] * len(examples), INTERVENTIONS,
+                                                 seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    at_k = next(row.accuracy for row in sweep if row.k == K)
+    if report.interventions["none"] != at_k:
+        notes.append(f"interventions: feeding the model's own thoughts back gave {report.interventions['none']:.3f} "
+                     f"against {at_k:.3f} generated (numerical differences); 'none' is the replayed accuracy")
     if method.feedback is None:
         notes.append("pause: every slot holds the same <pause> embedding, so 'shuffle' and 'swap' change nothing")
     seconds["interventions"] = time.perf_counter() - start

@@ -27,10 +27,12 @@ import torch
 from latent_cot.data.batch import collate
 from latent_cot.data.example import Example
 from latent_cot.data.render import prompt_ids
+from latent_cot.evaluation import indices_by_k, is_correct
 from latent_cot.generation import generate
 from latent_cot.methods import Method, as_method
 from latent_cot.model import GPT
 from latent_cot.probe.errors import ProbeError
+from latent_cot.probe.interventions import intervene
 from latent_cot.probe.vocabulary import readout_probabilities
 from latent_cot.thoughts import latent_forward
 from latent_cot.tokenizer import Tokenizer
@@ -118,3 +120,35 @@ def generate_with_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[
         texts.extend(out.texts)
     model.train(was_training)
     return texts
+
+
+@torch.no_grad()
+def intervention_accuracy(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], mode: str | Method,
+                          ks: Sequence[int], kinds: Sequence[str], *, seed: int = 0, batch_size: int = 64,
+                          max_new_tokens: int = 64) -> dict[str, float]:
+    """Accuracy on `examples` with the model's own thoughts fed back as fixed inputs ("none") and
+    with each kind of intervention (probe.interventions) applied to them instead.
+
+    ks: each example's number of thoughts; examples of equal k are intervened on together (so
+    "swap" hands each one the thoughts of another example with as many), and a k = 0 example
+    counts with its plain generation under every kind.
+    """
+    method = as_method(mode)
+    if len(ks) != len(examples):
+        raise ValueError(f"ks: got {len(ks)} values for {len(examples)} examples")
+    correct = dict.fromkeys(("none", *kinds), 0)
+    for k, indices in indices_by_k(ks).items():
+        chunk = [examples[i] for i in indices]
+        answers = [e.answer for e in chunk]
+        count = lambda texts: sum(is_correct(t, a) for t, a in zip(texts, answers))  # noqa: E731
+        if k == 0:
+            plain = count(generate(model, tokenizer, chunk, method, 0, max_new_tokens=max_new_tokens).texts)
+            for kind in correct:
+                correct[kind] += plain
+            continue
+        own = collect_thoughts(model, tokenizer, chunk, method, k, batch_size=batch_size).inputs  # (N_k, k, C)
+        for kind in correct:
+            inputs = own if kind == "none" else intervene(own, kind, seed)
+            correct[kind] += count(generate_with_thoughts(model, tokenizer, chunk, method, inputs,
+                                                          max_new_tokens=max_new_tokens, batch_size=batch_size))
+    return {kind: n / len(examples) for kind, n in correct.items()}
