@@ -14,8 +14,9 @@ PAPER = sorted((CONFIGS / "coconut_paper").glob("*.yaml"))
 FIT = sorted(p for p in CONFIGS.rglob("*.yaml") if p not in COMPARE and p not in PAPER)
 
 
-# The main job's folder holds its budget and mode files, composed on the small task's base (configs/compare/default.yaml).
-SHARED = {"main_job": [CONFIGS / "prosqa_small" / "base.yaml", CONFIGS / "main_job" / "budget.yaml"]}
+# Folders whose files compose on the small task's base (configs/compare/default.yaml, heads_probe.yaml).
+SHARED = {"main_job": [CONFIGS / "prosqa_small" / "base.yaml", CONFIGS / "main_job" / "budget.yaml"],
+          "heads_probe": [CONFIGS / "prosqa_small" / "base.yaml", CONFIGS / "heads_probe" / "base.yaml"]}
 
 
 def fit_args(path: Path) -> list[str]:
