@@ -42,3 +42,16 @@ def test_train_bench_compares_a_baseline_checkout_with_this_code(tmp_path):
         assert len(sides["new"].rounds) == 2
     assert new["speedup"] > 0 and old["speedup"] is None
     assert format_row(new).startswith("| coconut | new |") and format_row(new).endswith(f"| {new['speedup']:.2f}x |")
+
+
+def test_train_bench_runs_cot2_fed_by_its_targets_and_by_itself():
+    import argparse
+
+    from latent_cot.bench.train import ROOT, measure_mode
+
+    args = argparse.Namespace(task="prosqa_small", n_train=24, batch_size=4, backbone="tiny", k=2, rounds=1, steps=1,
+                              warmup=1, bucket=False, threads=1)
+    for row, feed in (("cot2", "teacher"), ("cot2_self", "self")):
+        side = measure_mode(row, {"new": ROOT}, args)["new"].summary()
+        assert side["mode"] == row and side["options"]["model"]["mode"] == "cot2"
+        assert side["options"]["model"]["method"] == {"feed": feed} and side["real_tokens_per_s"] > 0

@@ -36,6 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository root: latent_cot/be
 PHASES = ("data", "forward", "backward", "optimizer")
 
 
+# Rows that are a mode with settings: cot2 fed its targets (one parallel pass) or its own mixtures (sequential).
+VARIANTS = {"cot2": {"mode": "cot2", "method": {"feed": "teacher"}}, "cot2_self": {"mode": "cot2", "method": {"feed": "self"}}}
+
+
 def default_settings(mode: str, args: argparse.Namespace) -> dict:
     """The benchmark's training setup: full-size ProsQA-style data, compact rendering, `small` backbone,
     the final curriculum stage (coconut: max_stage 6, one thought per step, so k = 6)."""
@@ -43,6 +47,7 @@ def default_settings(mode: str, args: argparse.Namespace) -> dict:
                 bucket=args.bucket)
     model = dict(mode=mode, backbone=args.backbone, backbone_overrides={"block_size": 512}, max_stage=args.k,
                  thoughts_per_step=1, epochs_per_stage=1, lr=1e-3)
+    model.update(VARIANTS.get(mode, {}))
     return dict(data=data, model=model, seed=0, threads=args.threads or torch.get_num_threads())
 
 

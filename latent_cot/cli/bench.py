@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("training throughput (--train)")
     group.add_argument("--train", action="store_true", help="benchmark training throughput through the real training path")
-    group.add_argument("--modes", default="cot,coconut", help="modes, comma separated")
+    group.add_argument("--modes", default="cot,coconut", help="modes, comma separated; cot2 is teacher-fed, cot2_self self-fed")
     group.add_argument("--task", default="prosqa", help="generated task (full-size ProsQA-style by default), compact rendering")
     group.add_argument("--n_train", type=int, default=2048, help="generated training examples (the epoch the batches come from)")
     group.add_argument("--k", type=int, default=6, help="max_stage with one thought per step: k thoughts at the final stage")
