@@ -85,9 +85,12 @@ def slot_columns(input_ids: torch.Tensor, thought_id: int, bot_id: int | None = 
 def feed_back(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None,
               project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """The next input embedding made from the last position's hidden state (B, C) or logits (B, V),
-    passed through `project` (a method's own map, e.g. CODI's MLP) when given."""
+    passed through `project` (a method's own map, e.g. CODI's MLP) when given; a project with
+    `takes_logits` (probe.thought_maps, at inference) is given the logits too."""
     thought = _mix_or_hidden(model, hidden, logits, feedback, tau, top_k)  # (B, C)
-    return thought if project is None else project(thought)
+    if project is None:
+        return thought
+    return project(thought, logits) if getattr(project, "takes_logits", False) else project(thought)
 
 
 def _mix_or_hidden(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None) -> torch.Tensor:

@@ -24,6 +24,7 @@ SUBCOMMANDS = {  # name: (module, one-line help)
     "export": ("latent_cot.cli.export", "copy a checkpoint without optimizer state, to share or commit"),
     "curves": ("latent_cot.cli.curves", "plot and tabulate the validation history of training runs"),
     "table": ("latent_cot.cli.table", "score trained checkpoints on one data file and write a comparison table"),
+    "study": ("latent_cot.cli.study", "sweep noise, snapping and sampling of the thoughts and answers of checkpoints"),
     "bench": ("latent_cot.cli.bench", "time the latent forward against the plain forward, and batched generation"),
 }
 
