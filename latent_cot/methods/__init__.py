@@ -25,6 +25,7 @@ from latent_cot.methods.no_thought import NoThought
 from latent_cot.methods.pause import Pause
 from latent_cot.methods.soft import Soft
 from latent_cot.methods.step_decoder import StepDecoder
+from latent_cot.methods.vocab_pull import VocabPull
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
     NoCot, Cot, Coconut, Pause, NoThought, Soft,
@@ -36,6 +37,7 @@ ADDONS: dict[str, type[Addon]] = {cls.name: cls for cls in (
     StepDecoder,
     AdaptiveK,
     Frontier,
+    VocabPull,
 )}
 MODES = tuple(METHODS)
 
