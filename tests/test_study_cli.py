@@ -42,3 +42,8 @@ def test_study_writes_every_sweep_for_every_checkpoint(tmp_path, monkeypatch):
         assert (out / name).stat().st_size > 1000, name
     study = (out / "study.md").read_text()
     assert "| cot.ckpt | sampling | 1 |" in study and "git commit" in study
+    before = (out / "study.md").read_text()
+    for name in ("noise.png", "sampling.png"):
+        (out / name).unlink()
+    assert main(["study", "--ckpt", "unused", "--data", "unused", "--out", str(out), "--replot"]) == 0
+    assert (out / "study.md").read_text() == before and (out / "sampling.png").stat().st_size > 1000

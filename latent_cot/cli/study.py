@@ -10,7 +10,8 @@ Sweeps (each on every checkpoint that supports it; accuracy against the swept va
   sampling  generation sampled at each temperature (--temperatures), --samples generations: mean
             accuracy and the majority answer's (self-consistency), with decoder passes per example;
             for modes with thoughts also with thoughts of n drawn tokens (--draws), fresh per sample
-Writes study.md (the tables, the command and commit), study.json and <sweep>.png into --out.
+Writes study.md (the tables, the command and commit), study.json and <sweep>.png into --out;
+--replot redraws them from an earlier study.json.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=8, help="generations per temperature (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the plots and study.md of the study already in --out (from its study.json)")
 
 
 def rows_of(loaded, examples, sweeps: list[str], args: argparse.Namespace) -> list[dict]:
@@ -63,26 +66,33 @@ def in_sweep(row: dict, sweep: str) -> bool:
 
 
 def plot(sweep: str, by_label: dict[str, list[dict]], path: Path) -> None:
+    """Accuracy against the swept value: one line per checkpoint, or for `sampling` one panel per
+    checkpoint with a line per variant and its majority vote dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, rows in by_label.items():
-        for variant in dict.fromkeys(r["sweep"] for r in rows if in_sweep(r, sweep)):
-            mine = [r for r in rows if r["sweep"] == variant]
-            name = label if variant == sweep else f"{label}, {variant[len(sweep) + 2:]}"
-            ax.plot([r["value"] for r in mine], [100 * r["accuracy"] for r in mine], marker="o", label=name)
-            if "self_consistency" in mine[0]:
-                ax.plot([r["value"] for r in mine], [100 * r["self_consistency"] for r in mine], marker="x", linestyle="--",
-                        color=ax.lines[-1].get_color(), label=f"{name}: majority of {mine[0]['samples']}")
-    ax.set_xlabel({"noise": "noise norm / thought norm (alpha)", "snap": "top-k tokens kept", "sample": "tokens drawn per thought",
-                   "sampling": "temperature"}[sweep])
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    panels = list(by_label) if sweep == "sampling" else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.8 * (sweep != "sampling"), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for label, rows in by_label.items():
+            if panel is not None and label != panel:
+                continue
+            for variant in dict.fromkeys(r["sweep"] for r in rows if in_sweep(r, sweep)):
+                mine = [r for r in rows if r["sweep"] == variant]
+                name = (label if panel is None else "sampled decoding") if variant == sweep else variant[len(sweep) + 2:]
+                ax.plot([r["value"] for r in mine], [100 * r["accuracy"] for r in mine], marker="o", label=name)
+                if "self_consistency" in mine[0]:
+                    ax.plot([r["value"] for r in mine], [100 * r["self_consistency"] for r in mine], marker="x", linestyle="--",
+                            color=ax.lines[-1].get_color(), label=f"{name}: majority of {mine[0]['samples']}")
+        ax.set_title(panel or "", fontsize=9)
+        ax.set_xlabel({"noise": "noise norm / thought norm (alpha)", "snap": "top-k tokens kept",
+                       "sample": "tokens drawn per thought", "sampling": "temperature"}[sweep])
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -97,31 +107,45 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(out: Path, record: dict, sweeps: list[str]) -> None:
+    """study.json, study.md and one plot per sweep from a study's record (command, git, data, rows)."""
+    from latent_cot.provenance import commit_text
+
+    rows = record["rows"]
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    for sweep in sweeps:
+        if any(in_sweep(r, sweep) for r in rows):
+            plot(sweep, by_label, out / f"{sweep}.png")
+    (out / "study.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / "study.md").write_text(f"# latent-cot study\n\n{table(rows)}\n- command: `{record['command']}`\n"
+                                  f"- git commit: {commit_text(record['git'])}\n- data: `{record['data']}`\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from latent_cot.checkpoint import load_run
     from latent_cot.cli.evaluate import examples_for
-    from latent_cot.provenance import commit_text, git_state
+    from latent_cot.provenance import git_state
 
     out = Path(args.out)
+    if args.replot:
+        write(out, json.loads((out / "study.json").read_text()), list(SWEEPS))
+        print(f"redrew {out}/study.md and the plots")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     git = git_state()
-    by_label: dict[str, list[dict]] = {}
+    rows: list[dict] = []
     for path in args.ckpt:
         loaded = load_run(path)
         examples = examples_for(loaded, args.data, limit=args.limit)
-        label = Path(path).name if Path(path).name not in by_label else str(path)
-        rows = rows_of(loaded, examples, args.sweep, args)
-        by_label[label] = [{"label": label, "mode": loaded.mode, **r} for r in rows]
-        for r in by_label[label]:
+        label = Path(path).name if all(r["label"] != Path(path).name for r in rows) else str(path)
+        for r in rows_of(loaded, examples, args.sweep, args):
+            rows.append({"label": label, "mode": loaded.mode, **r})
             print(f"{label} | {r['sweep']} {r['value']:g}: accuracy {100 * r['accuracy']:.1f}%"
                   + (f", majority {100 * r['self_consistency']:.1f}%" if "self_consistency" in r else ""), flush=True)
-    rows = [r for mine in by_label.values() for r in mine]
-    for sweep in args.sweep:
-        if any(in_sweep(r, sweep) for r in rows):
-            plot(sweep, by_label, out / f"{sweep}.png")
     command = shlex.join(["latent-cot", "study", *sys.argv[2:]]) if sys.argv[1:2] == ["study"] else "latent-cot study"
-    (out / "study.json").write_text(json.dumps({"command": command, "git": git, "data": args.data, "rows": rows}, indent=1) + "\n")
-    (out / "study.md").write_text(f"# latent-cot study\n\n{table(rows)}\n- command: `{command}`\n- git commit: {commit_text(git)}\n"
-                                  f"- data: `{args.data}`" + (f", first {args.limit} examples" if args.limit else "") + "\n")
+    data = args.data + (f", first {args.limit} examples" if args.limit else "")
+    write(out, {"command": command, "git": git, "data": data, "rows": rows}, args.sweep)
     print(f"wrote {out}/study.md, study.json and the plots")
     return 0
