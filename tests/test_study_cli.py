@@ -17,7 +17,7 @@ from latent_cot.model import GPT
 from latent_cot.tokenizer import Tokenizer
 
 
-def test_study_writes_every_sweep_for_every_checkpoint(tmp_path, monkeypatch):
+def test_study_writes_every_sweep_for_every_checkpoint(tmp_path, monkeypatch, capsys):
     examples = make_examples("prosqa_small", 4, seed=11)
     tokenizer = Tokenizer.train([training_text(e) for e in examples])
     torch.manual_seed(0)
@@ -45,5 +45,6 @@ def test_study_writes_every_sweep_for_every_checkpoint(tmp_path, monkeypatch):
     before = (out / "study.md").read_text()
     for name in ("noise.png", "sampling.png"):
         (out / name).unlink()
-    assert main(["study", "--ckpt", "unused", "--data", "unused", "--out", str(out), "--replot"]) == 0
+    assert main(["study", "--out", str(out), "--replot"]) == 0
     assert (out / "study.md").read_text() == before and (out / "sampling.png").stat().st_size > 1000
+    assert main(["study", "--out", str(out)]) == 2 and "--ckpt and --data are required" in capsys.readouterr().err

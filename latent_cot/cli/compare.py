@@ -7,17 +7,20 @@ has such a file (step_decoder, adaptive_k) trains that file's variant under its 
 trained model is evaluated on the held-out test split at the final layout, with the weights of the
 epoch that had the best validation accuracy (Coconut's choice; its epoch is recorded). Written to <out_dir>/<name>/:
 
-    results.md        Markdown table (accuracy mean ± std over seeds, tokens, ms/example, train time)
-                      plus the exact command, git commit, seeds and configs
+    results.md        Markdown table (accuracy mean ± std over seeds, accuracy with another example's
+                      thoughts and with zeroed ones, tokens, ms/example, train time), the chance level,
+                      a verdict derived from the numbers, the exact command, git commit, seeds and configs
     results.json      the same, machine-readable, with per-epoch validation accuracy
-    predictions/      one JSONL of per-example records per mode and seed
+    predictions/      one gzipped JSONL of per-example records per mode and seed
     configs/          the resolved training config (YAML) of each mode and seed
     accuracy.png      validation accuracy (final layout) per epoch, one line per mode
 
     latent-cot compare                                    # configs/compare/default.yaml
     latent-cot compare --config configs/compare/default.yaml --modes no_cot cot --seeds 0 1
 
-An existing <out_dir>/<name>/ is refused (its table would no longer list its predictions);
+`--jobs N` trains N runs at once, each in its own process with cores / N threads (the default
+comparison uses 2: on 2 cores two 1-thread runs of a small model train about twice as fast as one
+2-thread run). An existing <out_dir>/<name>/ is refused (its table would no longer list its predictions);
 `--overwrite` replaces it whole, and only once the new results are complete. Each run prints a
 progress line (mode, seed, epoch, step, loss, ETA) every 15 s and at each epoch end; `--quiet`
 keeps only the per-run summaries and the table. An interrupted comparison (error, Ctrl-C, kill)

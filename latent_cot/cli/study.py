@@ -25,8 +25,8 @@ SWEEPS = ("noise", "snap", "sample", "sampling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ckpt", nargs="+", required=True, help="checkpoints or shared model directories")
-    parser.add_argument("--data", required=True, help="examples (.json, .jsonl or iCoT .txt)")
+    parser.add_argument("--ckpt", nargs="+", help="checkpoints or shared model directories (required unless --replot)")
+    parser.add_argument("--data", help="examples (.json, .jsonl or iCoT .txt; required unless --replot)")
     parser.add_argument("--sweep", nargs="+", choices=SWEEPS, default=list(SWEEPS))
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--limit", type=int, default=None, help="the first N examples only")
@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         write(out, json.loads((out / "study.json").read_text()), list(SWEEPS))
         print(f"redrew {out}/study.md and the plots")
         return 0
+    if not args.ckpt or not args.data:
+        raise ValueError("--ckpt and --data are required (unless --replot)")
     out.mkdir(parents=True, exist_ok=True)
     git = git_state()
     rows: list[dict] = []

@@ -142,7 +142,9 @@ def intervention_accuracy(model: GPT, tokenizer: Tokenizer, examples: Sequence[E
         answers = [e.answer for e in chunk]
         count = lambda texts: sum(is_correct(t, a) for t, a in zip(texts, answers))  # noqa: E731
         if k == 0:
-            plain = count(generate(model, tokenizer, chunk, method, 0, max_new_tokens=max_new_tokens).texts)
+            texts = [text for b in range(0, len(chunk), batch_size)
+                     for text in generate(model, tokenizer, chunk[b:b + batch_size], method, 0, max_new_tokens=max_new_tokens).texts]
+            plain = count(texts)
             for kind in correct:
                 correct[kind] += plain
             continue
