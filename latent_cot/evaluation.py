@@ -64,7 +64,11 @@ class EvalResult:
 
 
 def is_correct(generated: str, expected_answer: str) -> bool:
-    predicted = answer_of(generated)
+    return answers_match(answer_of(generated), expected_answer)
+
+
+def answers_match(predicted: str, expected_answer: str) -> bool:
+    """Exact match of a non-empty predicted answer, after normalisation (what accuracy counts)."""
     return bool(predicted) and normalize_answer(predicted) == normalize_answer(expected_answer)
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from latent_cot.data.example import Example
 from latent_cot.data.render import normalize_answer
-from latent_cot.evaluation import EvalResult, evaluate
+from latent_cot.evaluation import EvalResult, answers_match, evaluate
 from latent_cot.generation import Sampling
 from latent_cot.methods import Method
 from latent_cot.model import GPT
@@ -38,8 +38,12 @@ def thought_sweep(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example],
     tau = readout_tau(method)
     rows = []
     for value in values:
-        thought_map = {"noise": lambda: noise_map(float(value), seed), "snap": lambda: snap_map(model, int(value), tau),
-                       "sample": lambda: sample_map(model, int(value), tau, seed)}[kind]()
+        if kind == "noise":
+            thought_map = noise_map(float(value), seed)
+        elif kind == "snap":
+            thought_map = snap_map(model, int(value), tau)
+        else:
+            thought_map = sample_map(model, int(value), tau, seed)
         result = evaluate(model, tokenizer, list(examples), with_thought_map(method, thought_map), list(ks),
                           batch_size=batch_size, max_new_tokens=max_new_tokens)
         rows.append({"sweep": kind, "value": value, "accuracy": result.accuracy, "mean_tokens": result.mean_tokens})
@@ -51,7 +55,7 @@ def vote(results: Sequence[EvalResult]) -> float:
     n = results[0].n_examples
     expected = [r.expected for r in results[0].records]
     winners = [majority([result.records[i].predicted for result in results]) for i in range(n)]
-    return sum(bool(w) and normalize_answer(w) == normalize_answer(e) for w, e in zip(winners, expected)) / max(n, 1)
+    return sum(answers_match(w, e) for w, e in zip(winners, expected)) / max(n, 1)
 
 
 def sampling_sweep(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example], method: Method, ks: Sequence[int],
@@ -74,5 +78,3 @@ def sampling_sweep(model: GPT, tokenizer: Tokenizer, examples: Sequence[Example]
                      "value": temperature, "accuracy": sum(r.accuracy for r in runs) / len(runs),
                      "self_consistency": vote(runs), "samples": samples, "passes_per_example": passes})
     return rows
-
-
