@@ -1,4 +1,4 @@
-"""`adaptive_k`, an add-on for coconut and soft: a learned stop, so each row thinks its own k.
+"""`adaptive_k`, an add-on for coconut, soft and cot2: a learned stop, so each row thinks its own k.
 
 Notation: B batch | T sequence | K thought columns | C n_embd.
 
@@ -36,7 +36,7 @@ def stop_labels(n_slots: torch.Tensor, replaced: torch.Tensor, width: int) -> tu
 
 class AdaptiveK(Addon):
     name = "adaptive_k"
-    modes = ("coconut", "soft")
+    modes = ("coconut", "soft", "cot2")
     defaults = {"weight": 1.0, "threshold": 0.5}
     needs_hidden = True
 

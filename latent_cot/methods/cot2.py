@@ -29,7 +29,8 @@ The loss is answer_weight times the next-token loss plus thought_weight times th
 supervised slots of the cross-entropy between softmax(readout / tau) and the target (logged per
 thought as train/thought_<t>). The readout of slot t is the LM head at the column before it, the
 distribution a self-fed slot t is mixed from. Inference, validation and the test loss are self-fed,
-as `soft`.
+as `soft`. With the adaptive_k add-on each row stops on its own at inference; its stop head trains
+on this method's forward, whatever its slots were fed.
 """
 from __future__ import annotations
 
@@ -186,7 +187,8 @@ class Cot2(Method):
         out = latent_forward(
             model, batch["input_ids"], batch["attention_mask"], thought_id=tokenizer.thought_id, bot_id=tokenizer.bot_id,
             eot_id=tokenizer.eot_id, feedback="soft", tau=self.tau, top_k=self.soft_top_k,
-            slot_inputs=self.teacher_inputs(model, ids, probs) if ids.shape[1] else None, self_fed=self_fed if ids.shape[1] else None)
+            slot_inputs=self.teacher_inputs(model, ids, probs) if ids.shape[1] else None, self_fed=self_fed if ids.shape[1] else None,
+            return_hidden=any(a.needs_hidden for a in self.addons))
         labels = batch["labels"]
         terms = LossTerms(self.settings["answer_weight"] * shifted_loss(out.logits, labels, reduction="sum"),
                           (labels[:, 1:] != IGNORE).sum())
@@ -194,4 +196,6 @@ class Cot2(Method):
         if bool(has.any()):
             per_slot = readout_cross_entropy(out.logits / self.tau, batch["cot2_column"], ids, probs)  # (B, K)
             add_slot_losses(terms, "thoughts", per_slot, has, self.settings["thought_weight"], per_thought="thought")
+        for addon in self.addons:  # adaptive_k: a learned stop, trained on the same forward
+            addon.add_loss(terms, model, batch, out)
         return terms
