@@ -14,7 +14,7 @@ from latent_cot.model import GPT
 from latent_cot.probe import (
     Graph, ProbeError, chain_quality, classify_chain, collect_thoughts, count_categories, decode_thoughts, distance_to_vocabulary,
     frontier_analysis, generate_with_thoughts, inspect_run, intervene, intervention_accuracy, nearest_embeddings, token_name,
-    vocabulary_ids,
+    vocabulary_distance, vocabulary_ids,
 )
 from latent_cot.tokenizer import Tokenizer
 
@@ -64,6 +64,20 @@ def test_nearest_embeddings_recover_the_tokens_a_thought_is_set_to(model, tokeni
             assert decoded[n][t].head[0] == (name, 1.0)
             assert decoded[n][t].embedding[0][0] == name
             assert decoded[n][t].nearest_distance == pytest.approx(0.0, abs=1e-5)
+
+
+def test_vocabulary_distance_splits_by_outcome(model, tokenizer):
+    """The by-outcome figures are the per-thought figures over the right and the wrong rows, computed apart."""
+    embeddings = model.token_embeddings.detach()
+    ids = vocabulary_ids(tokenizer, embeddings.shape[0])
+    thoughts = torch.randn(5, 3, embeddings.shape[1], generator=torch.Generator().manual_seed(0))
+    correct = torch.tensor([True, False, True, True, False])
+    split = vocabulary_distance(thoughts, embeddings, ids, correct=correct)
+    assert vocabulary_distance(thoughts, embeddings, ids).by_outcome is None
+    for name, rows in (("correct", correct), ("wrong", ~correct)):
+        alone = vocabulary_distance(thoughts[rows], embeddings, ids)
+        assert split.by_outcome[name] == alone.per_thought
+    assert split.by_outcome["correct"][0]["cosine"].n == 3 and split.by_outcome["wrong"][2]["distance"].n == 2
 
 
 def test_vocabulary_reference_compares_each_token_with_another(model, tokenizer):
@@ -264,6 +278,8 @@ def test_inspect_run_leaves_the_weights_untouched(model, tokenizer, examples):
     assert not any("numerical differences" in note for note in report.notes)  # the replay matched generation
     at_k = evaluate(model, tokenizer, examples, "coconut", 2, max_new_tokens=10)
     assert [row["generated"] for row in report.examples] == [r.generated for r in at_k.records]
+    right = sum(r.correct for r in at_k.records)  # the by-outcome split follows the answers these thoughts gave
+    assert [report.distance.by_outcome[o][0]["cosine"].n for o in ("correct", "wrong")] == [right, len(examples) - right]
     assert [row.accuracy for row in report.sweep][2] == at_k.accuracy
 
 

@@ -137,6 +137,15 @@ def _report_section(report: InspectionReport, name: str, n_show: int) -> list[st
             s = report.distance.slot_input
             out += [f"The <pause> embedding fed into every slot: norm {s['norm']:.3f}, cosine to nearest token "
                     f"{s['cosine']:.3f}, distance {s['distance']:.3f}.", ""]
+        outcome = report.distance.by_outcome
+        if outcome is not None:
+            out += ["By outcome (do thoughts far from every token go with wrong answers?): cosine to the nearest "
+                    "token and distance to it, mean over the examples answered right and wrong with these thoughts.", ""]
+            rows = [[f"thought {t + 1}", f"{right['cosine'].mean:.3f}", f"{wrong['cosine'].mean:.3f}",
+                     f"{right['distance'].mean:.3f}", f"{wrong['distance'].mean:.3f}", right["cosine"].n, wrong["cosine"].n]
+                    for t, (right, wrong) in enumerate(zip(outcome["correct"], outcome["wrong"]))]
+            out += [_table(["vector", "cosine, right", "cosine, wrong", "distance, right", "distance, wrong",
+                            "n right", "n wrong"], rows), ""]
 
     if report.frontier is not None:
         f = report.frontier

@@ -155,7 +155,8 @@ def inspect_run(model: GPT, tokenizer: Tokenizer, mode: str | Method, examples: 
         row["thoughts"] = decodings
         row["readout_table"] = _readout_table(readout, tokenizer, top)
     ids = vocabulary_ids(tokenizer, embeddings.shape[0])
-    report.distance = vocabulary_distance(thoughts.vectors, embeddings, ids)
+    report.distance = vocabulary_distance(thoughts.vectors, embeddings, ids,
+                                          correct=torch.tensor([r.correct for r in records_at_k]))
     if method.feedback is None:  # pause: the slot input is its learned embedding
         own = distance_to_vocabulary(embeddings[tokenizer.pause_id][None], embeddings, ids)
         report.distance.slot_input = {key: float(value[0]) for key, value in own.items()}

@@ -112,28 +112,38 @@ class VocabularyDistance:
     per_thought: list[dict[str, VectorStats]]  # index t -> {"norm", "cosine", "distance"}
     reference: dict[str, VectorStats]  # each reference token against its nearest OTHER token
     slot_input: dict[str, float] | None = None  # pause: the one <pause> embedding's own figures
+    # "correct" / "wrong" -> per_thought over the examples answered so (the well-lit-areas question:
+    # do thoughts far from every token go with wrong answers?); None when correctness was not given
+    by_outcome: dict[str, list[dict[str, VectorStats]]] | None = None
 
     def to_dict(self) -> dict:
+        def rows(per_thought: list[dict[str, VectorStats]]) -> list[dict]:
+            return [{key: asdict(s) for key, s in row.items()} for row in per_thought]
         return {
-            "per_thought": [{key: asdict(s) for key, s in row.items()} for row in self.per_thought],
+            "per_thought": rows(self.per_thought),
             "reference": {key: asdict(s) for key, s in self.reference.items()},
             "slot_input": self.slot_input,
+            "by_outcome": None if self.by_outcome is None else {k: rows(v) for k, v in self.by_outcome.items()},
         }
 
 
 def vocabulary_distance(thoughts: torch.Tensor, embeddings: torch.Tensor, ids: torch.Tensor,
-                        thought_mask: torch.Tensor | None = None) -> VocabularyDistance:
-    """thoughts (N, K, C), embeddings (V, C), ids (n,); thought_mask (N, K) bool marks real thoughts."""
+                        thought_mask: torch.Tensor | None = None, correct: torch.Tensor | None = None) -> VocabularyDistance:
+    """thoughts (N, K, C), embeddings (V, C), ids (n,); thought_mask (N, K) bool marks real thoughts;
+    correct (N,) bool, whether each example was answered right with these thoughts (splits the figures)."""
     N, K, C = thoughts.shape
     if thought_mask is None:
         thought_mask = torch.ones(N, K, dtype=torch.bool)
-    figures = distance_to_vocabulary(thoughts.reshape(N * K, C), embeddings, ids)  # each (N*K,)
-    per_thought = []
-    for t in range(K):
-        real = thought_mask[:, t]  # (N,)
-        per_thought.append({key: VectorStats.of(value.view(N, K)[:, t][real]) for key, value in figures.items()})
+    figures = {key: value.view(N, K) for key, value in distance_to_vocabulary(thoughts.reshape(N * K, C), embeddings, ids).items()}
+
+    def per_thought(rows: torch.Tensor) -> list[dict[str, VectorStats]]:  # rows: (N,) bool
+        return [{key: VectorStats.of(value[:, t][thought_mask[:, t] & rows]) for key, value in figures.items()}
+                for t in range(K)]
+
     own = distance_to_vocabulary(embeddings[ids], embeddings, ids, exclude_self=True)
-    return VocabularyDistance(per_thought, {key: VectorStats.of(value) for key, value in own.items()})
+    by_outcome = None if correct is None else {"correct": per_thought(correct), "wrong": per_thought(~correct)}
+    return VocabularyDistance(per_thought(torch.ones(N, dtype=torch.bool)), {key: VectorStats.of(value) for key, value in own.items()},
+                              by_outcome=by_outcome)
 
 
 @dataclass
