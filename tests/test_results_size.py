@@ -1,8 +1,5 @@
 """results/ stays small and findable: no committed file over 2 MB (model weights and resumable
-checkpoints up to 10 MB), at most 20 MB of finished results, and every study folder indexed in
-results/README.md. The resumable checkpoints of runs still in progress (a `resume/` folder: a run
-longer than a session resumes from them in the next) count apart, at most 10 MB in all: each session
-replaces them, and a finished run leaves only its exported weights."""
+checkpoints up to 10 MB), at most 20 MB in all, and every study folder indexed in results/README.md."""
 import subprocess
 from pathlib import Path
 
@@ -31,16 +28,9 @@ def test_no_committed_result_file_is_large():
     assert not too_large, "summarise, gzip or drop these (issue 26):\n" + "\n".join(too_large)
 
 
-def in_progress(path: Path) -> bool:
-    return "resume" in path.relative_to(RESULTS).parts and path.name.endswith(".ckpt")
-
-
 def test_results_fit_in_20_mb():
-    files = committed_files()
-    total = sum(p.stat().st_size for p in files if not in_progress(p))
+    total = sum(p.stat().st_size for p in committed_files())
     assert total <= 20 * MB, f"results/ holds {total / MB:.1f} MB of committed files; retire superseded studies"
-    resumable = sum(p.stat().st_size for p in files if in_progress(p))
-    assert resumable <= 10 * MB, f"resumable checkpoints hold {resumable / MB:.1f} MB; keep only the runs that matter"
 
 
 def test_every_study_is_indexed():
