@@ -19,6 +19,10 @@ SHARED = {"main_job": [CONFIGS / "prosqa_small" / "base.yaml", CONFIGS / "main_j
           "heads_probe": [CONFIGS / "prosqa_small" / "base.yaml", CONFIGS / "heads_probe" / "base.yaml"]}
 
 
+# Folders whose configs test on a real benchmark file (data.test_path): the file, under ../shared/data.
+REAL_TEST = {"prosqa_real": "prosqa/prosqa_valid.json", "mult_4x4": "4_by_4_mult/valid.txt"}
+
+
 def fit_args(path: Path) -> list[str]:
     """A mode file composes on its directory's base.yaml (or shared configs), as the README shows."""
     shared = SHARED.get(path.parent.name, [path.parent / "base.yaml"])
@@ -38,8 +42,8 @@ def test_configs_exist():
 def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
     monkeypatch.chdir(ROOT)
     args = fit_args(path)
-    if path.parent.name == "prosqa_real":  # tested on the real ProsQA file, wherever this machine has it
-        args.append(f"--data.test_path={real_file('prosqa/prosqa_valid.json')}")
+    if path.parent.name in REAL_TEST:  # tested on a real file, wherever this machine has it
+        args.append(f"--data.test_path={real_file(REAL_TEST[path.parent.name])}")
         if "init_from:" in path.read_text():  # the stage-0 run's checkpoint, which a fresh clone lacks
             (tmp_path / "stage0.ckpt").write_text("")
             args.append(f"--model.init_from={tmp_path / 'stage0.ckpt'}")

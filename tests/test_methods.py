@@ -34,7 +34,7 @@ def test_curriculum_methods_render_the_curriculum_layouts(mode):
     (lambda: build_method("icot", settings={"delta": 3}), r"model\.method\.delta: no such setting; known: smoothing, start_epoch, tokens_per_epoch"),
     (lambda: build_method("icot", settings={"tokens_per_epoch": 0}), r"model\.method\.tokens_per_epoch: must be a positive integer"),
     (lambda: build_method("codi", settings={"distill_weight": -1}), r"model\.method\.distill_weight: must be >= 0"),
-    (lambda: build_method("cot", addons={"adaptive_k": {}}), r"model\.addons\.adaptive_k: works with mode\(s\) coconut, soft, not 'cot'"),
+    (lambda: build_method("cot", addons={"adaptive_k": {}}), r"model\.addons\.adaptive_k: works with mode\(s\) coconut, soft, cot2, not 'cot'"),
     (lambda: build_method("coconut", addons={"stop": {}}), r"model\.addons\.stop: unknown add-on; known: step_decoder, adaptive_k"),
     (lambda: build_method("coconut", addons={"step_decoder": {"wieght": 1}}), r"model\.addons\.step_decoder\.wieght: no such setting"),
     (lambda: build_method("jacobi"), r"unknown mode 'jacobi'"),
