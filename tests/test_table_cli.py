@@ -93,3 +93,19 @@ def test_time_of_a_run_resumed_from_an_untimed_checkpoint_is_unknown(branched_ru
         LatentCoTSystem(**{**MODEL, "mode": "cot"}), datamodule=LatentDataModule(**DATA), ckpt_path=tmp_path / "old.ckpt")
     resumed = load_run(checkpoint.last_model_path)
     assert resumed.epoch == 2 and resumed.train_seconds is None and resumed.history[-1]["train_seconds"] is None
+
+
+def test_a_run_started_from_an_exported_model_counts_its_history_and_time(branched_runs, tmp_path):
+    """Shared models are exported directories, not .ckpt files: a run started from one (results/
+    prosqa_real's runs 56-58) must still count the epochs and the time that made it."""
+    _, stage0, _ = branched_runs
+    exported = tmp_path / "exported"
+    assert main(["export", "--ckpt", stage0, "--out", str(exported)]) == 0
+    branch = _fit(tmp_path, "branch", 1, mode="coconut", init_from=str(exported), start_stage=1, backbone_overrides=None)
+    data = tmp_path / "test.json"
+    write_json(make_examples("prosqa_small", 2, seed=9, steps=(1, 2)), data)
+    assert main(["table", "--ckpt", branch, "--data", str(data), "--out", str(tmp_path / "t")]) == 0
+    run = json.loads((tmp_path / "t" / "results.json").read_text())["runs"][0]
+    own, parent = load_run(branch), load_run(stage0)
+    assert [row["epoch"] for row in run["history"]] == [0, 1, 2, 3] and run["tested_epoch"] == 3
+    assert run["train_seconds"] == pytest.approx(own.train_seconds + parent.train_seconds)

@@ -45,7 +45,7 @@ def lineage(loaded, path: str | Path) -> tuple[list[dict[str, Any]], float | Non
     parent = loaded.hparams.get("init_from")
     if parent is None:
         return history, seconds
-    if not Path(parent).is_file():
+    if not Path(parent).exists():  # a training checkpoint or an exported model directory: both keep them
         print(f"warning: {path}: its init_from checkpoint {parent} is gone; history and time count this run only")
         return history, None
     earlier, earlier_seconds = lineage(load_run(parent), parent)
