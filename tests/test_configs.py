@@ -62,8 +62,8 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
         assert path.stem in ("base", "tiny", "budget")
     assert cli.datamodule.hparams.batch_size >= 1
     assert cli.trainer.max_epochs >= 1
-    if mode == "icot":  # the longest compact chain (2 or 6 steps of 4 tokens) is gone 4 epochs before the end
-        longest = {"prosqa_small": 8, "prosqa_real": 24}[path.parent.name]
+    if mode == "icot":  # the longest chain (compact ProsQA: 2 or 6 steps of 4 tokens; 4 x 4 products: 47) is gone 4 epochs before the end
+        longest = {"prosqa_small": 8, "prosqa_real": 24, "mult_4x4": 47}[path.parent.name]
         assert cli.model.method.stage_at(cli.trainer.max_epochs - 4) >= longest
 
 
