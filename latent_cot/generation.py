@@ -166,6 +166,96 @@ def thoughts_with_stop(model: GPT, ids: torch.Tensor, mask: torch.Tensor, *, tho
     return cache, logits, stacked, counts
 
 
+@torch.no_grad()
+def generate_in_blocks(
+    model: GPT,
+    prompts: list[list[int]],
+    plans: list[list[int]],
+    *,
+    eos_id: int,
+    pad_id: int,
+    bot_id: int,
+    eot_id: int,
+    max_new_tokens: int = 64,
+    feedback: str = "hidden",
+    tau: float = 1.0,
+    soft_top_k: int | None = None,
+    sampling: Sampling = Sampling(),
+    slot_inputs: torch.Tensor | None = None,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    use_cache: bool = True,
+) -> Generation:
+    """Decode with thoughts in blocks (anchored thoughts): plans[row] is the size of each of its blocks.
+
+    Each prompt ends in <bot>; the row's first block of thoughts follows, then <eot>, then the row
+    writes; a <bot> it writes while it has blocks left opens the next one. Every step is one column
+    for the whole batch with each row in its own phase (thinking, closing with <eot>, writing,
+    done), so no row waits for another and finished rows are masked: a row computes exactly what it
+    computes alone. slot_inputs: (B, K, C), the vectors to feed as each row's thoughts, in order.
+    use_cache False recomputes every column at every step: the oracle for the cached path.
+    """
+    if not prompts:
+        return Generation([], [], [], None, [])
+    device = model.token_embeddings.device
+    batch = collate(prompts, pad_id)  # left-padded: every prompt ends in its <bot> in the last column
+    ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
+    B, T = ids.shape
+    steps = max(sum(plan) + len(plan) for plan in plans) + max_new_tokens + 1  # thoughts, <eot>s, written tokens
+    if T + steps > model.config.block_size:
+        raise ValueError(f"prompt ({T}) + thoughts, markers and max_new_tokens ({steps}) exceed the model's context "
+                         f"(block_size {model.config.block_size}); use fewer thoughts or tokens")
+    generator = torch.Generator(device=device).manual_seed(sampling.seed) if sampling.seed is not None else None
+    cache = model.new_cache(T + steps) if use_cache else None
+    out = model(ids, attention_mask=mask, cache=cache, last_only=True)
+    if not use_cache:
+        inputs, masks = model.embed(ids), mask  # (B, T, C), (B, T): everything fed so far, recomputed each step
+    hidden, logits = out.hidden[:, -1], out.logits[:, -1]  # (B, C), (B, V)
+    C = hidden.shape[-1]
+    K = max(sum(plan) for plan in plans)
+    thoughts = hidden.new_zeros(B, K, C)  # (B, K, C)
+    eot = model.embed(torch.full((B,), eot_id, device=device))  # (B, C)
+    block = [0] * B
+    left = torch.tensor([plan[0] if plan else 0 for plan in plans], device=device)  # (B,) thoughts left in the block
+    count = torch.zeros(B, dtype=torch.long, device=device)  # (B,) thoughts so far
+    closing = left == 0  # (B,) <eot> goes in next
+    writing = torch.zeros(B, dtype=torch.bool, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    written: list[list[int]] = [[] for _ in range(B)]
+    rows = torch.arange(B, device=device)
+    for _ in range(steps):
+        thinking = left > 0  # (B,)
+        if slot_inputs is not None and bool(thinking.any()):
+            thought = slot_inputs.to(hidden)[rows, count.clamp(max=slot_inputs.shape[1] - 1)]  # (B, C)
+        else:
+            thought = feed_back(model, hidden, logits, feedback, tau, soft_top_k, project)  # (B, C)
+        token = _next_tokens(logits, sampling, generator)  # (B,)
+        for row in writing.nonzero().flatten().tolist():
+            written[row].append(int(token[row]))
+            if token[row] == eos_id or len(written[row]) == max_new_tokens:
+                done[row] = True
+            elif token[row] == bot_id and block[row] + 1 < len(plans[row]):
+                block[row] += 1
+                left[row] = plans[row][block[row]]
+        writing = writing & ~done & (left == 0)
+        if bool(done.all()):
+            break
+        real = ~done  # (B,)
+        thoughts[rows[thinking], count[thinking]] = thought[thinking]
+        x = torch.where(thinking[:, None], thought, torch.where(closing[:, None], eot, model.embed(token)))  # (B, C)
+        if use_cache:
+            step = model(input_embeds=x[:, None], attention_mask=real[:, None], cache=cache)
+        else:
+            inputs, masks = torch.cat([inputs, x[:, None]], dim=1), torch.cat([masks, real[:, None]], dim=1)  # (B, T + 1, ...)
+            step = model(input_embeds=inputs, attention_mask=masks, last_only=True)
+        hidden = torch.where(real[:, None], step.hidden[:, -1], hidden)
+        logits = torch.where(real[:, None], step.logits[:, -1], logits)
+        writing = writing | closing  # a row starts writing after its <eot>
+        closing = thinking & (left == 1)
+        count = count + thinking.long()
+        left = left - thinking.long()
+    return Generation([], written, [len(r) for r in written], thoughts, count.tolist())
+
+
 def prompt_layout(mode: str | Method, n_thoughts: int) -> Layout:
     """The evaluation prompt of a mode: all steps removed except in `cot`, k slots where the mode has them."""
     return as_method(mode).prompt_layout(n_thoughts)
@@ -193,6 +283,17 @@ def generate(
     model's own: what interventions on thoughts use.
     """
     method = as_method(mode, tau=tau, soft_top_k=soft_top_k)
+    plans = method.thought_plans(examples, n_thoughts)
+    if plans is not None:  # thoughts in blocks with written text between them
+        prompts = [prompt_ids(example, tokenizer, Layout(0, 0, markers=True), tokenizer.thought_id)[:-1]
+                   for example in examples]  # question \n <bot>: the row's thoughts come next
+        result = generate_in_blocks(
+            model, prompts, plans, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, bot_id=tokenizer.bot_id,
+            eot_id=tokenizer.eot_id, max_new_tokens=max_new_tokens, feedback=method.feedback or "hidden",
+            tau=method.tau, soft_top_k=method.soft_top_k, sampling=sampling, slot_inputs=slot_inputs, project=method.project,
+            use_cache=use_cache)
+        result.texts = [tokenizer.decode(ids) for ids in result.token_ids]
+        return result
     layout = method.prompt_layout(n_thoughts)
     slot = method.slot_id(tokenizer)
     prompts = [prompt_ids(example, tokenizer, layout, slot) for example in examples]

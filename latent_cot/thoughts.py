@@ -13,6 +13,11 @@ every row's slots start in the same column (data.batch.collate with align_id=<bo
 
 Every position is computed once, there is no loop over rows, and gradients flow through the
 fed-back thoughts. A row with fewer slots simply has tokens in the later slot columns.
+
+With `blocks` a row may hold several runs of slots with text between them (anchored thoughts).
+data.batch.collate_blocks then aligns each run on shared columns by masked padding ("holes")
+before it, which attention and position counting skip, so a thought is fed from its row's last
+real position, not from the column before it; the passes still split only at slot columns.
 `pause` needs none of this: its slots hold the learned <pause> embedding, a plain forward.
 """
 from __future__ import annotations
@@ -82,6 +87,30 @@ def slot_columns(input_ids: torch.Tensor, thought_id: int, bot_id: int | None = 
     return first, int(counts.max()), is_slot
 
 
+def block_columns(input_ids: torch.Tensor, attention_mask: torch.Tensor, thought_id: int) -> tuple[list[int], torch.Tensor]:
+    """The columns where some row has a slot, in order, and is_slot (B, T), for runs of slots aligned
+    with holes; refused where a row's first real position is a slot (nothing to feed it from)."""
+    is_slot = (input_ids == thought_id) & attention_mask.bool()  # (B, T)
+    first_real = attention_mask.long().argmax(dim=1)  # (B,)
+    opening = is_slot.gather(1, first_real[:, None]).squeeze(1) & attention_mask.bool().any(dim=1)  # (B,)
+    if bool(opening.any()):
+        raise ValueError(f"row {int(opening.nonzero()[0])} opens with a thought slot: no position before it to feed it from")
+    return is_slot.any(dim=0).nonzero().flatten().tolist(), is_slot
+
+
+def _last_real(part, mask: torch.Tensor, hidden: torch.Tensor | None, logits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's hidden state (B, C) and logits (B, V) at its last real column of this pass (mask
+    (B, n)); a row with none here keeps `hidden`, `logits` from the passes before."""
+    n = mask.shape[1]
+    last = (torch.arange(n, device=mask.device) * mask).argmax(dim=1)  # (B,): positions increase, so the last real one
+    rows = torch.arange(mask.shape[0], device=mask.device)
+    new_hidden, new_logits = part.hidden[rows, last], part.logits[rows, last]  # (B, C), (B, V)
+    if hidden is None:
+        return new_hidden, new_logits
+    has = mask.any(dim=1)[:, None]  # (B, 1)
+    return torch.where(has, new_hidden, hidden), torch.where(has, new_logits, logits)
+
+
 def feed_back(model: GPT, hidden: torch.Tensor, logits: torch.Tensor, feedback: str, tau: float, top_k: int | None,
               project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """The next input embedding made from the last position's hidden state (B, C) or logits (B, V),
@@ -122,6 +151,7 @@ def latent_forward(
     cache_capacity: int | None = None,
     self_fed: torch.Tensor | None = None,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    blocks: bool = False,
 ) -> LatentOutput:
     """Forward a batch whose `thought_id` slots are filled with continuous thoughts.
 
@@ -132,7 +162,9 @@ def latent_forward(
     self_fed: (B, K) bool with slot_inputs: these slots are fed back after all (`feedback`), the
     others keep their slot_inputs; the passes split only at columns where some row feeds back
     (all True: the plain latent forward; all False: slot_inputs alone). project: applied to each
-    fed-back thought before it enters its slot (a method's own module).
+    fed-back thought before it enters its slot (a method's own module). blocks: slots in several
+    runs per row, aligned with holes (see the module docstring); the thought columns are then every
+    column where some row has a slot, in order, and first_slot the first of them.
     """
     if feedback not in FEEDBACKS:
         raise ValueError(f"unknown feedback {feedback!r}; expected one of {FEEDBACKS}")
@@ -141,7 +173,15 @@ def latent_forward(
     B, T = input_ids.shape
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-    first, K, is_slot = slot_columns(input_ids, thought_id, bot_id, eot_id)
+    if blocks:
+        if last_only:
+            raise ValueError("last_only reads the last column, which a row of blocks may not own; decode blocks "
+                             "with generation.generate_in_blocks")
+        columns, is_slot = block_columns(input_ids, attention_mask, thought_id)
+    else:
+        first, K, is_slot = slot_columns(input_ids, thought_id, bot_id, eot_id)
+        columns = list(range(first, first + K))
+    first, K = (columns[0] if columns else -1), len(columns)
     C = model.config.n_embd
     if K == 0:
         out = model(input_ids, attention_mask=attention_mask, cache=model.new_cache(cache_capacity) if use_cache else None, last_only=last_only)
@@ -150,34 +190,40 @@ def latent_forward(
         return LatentOutput(out.logits, loss, empty, is_slot[:, :0], -1, out.cache, out.hidden if return_hidden else None)
 
     embeds = model.embed(input_ids)  # (B, T, C)
-    thought_mask = is_slot[:, first:first + K]  # (B, K)
+    thought_mask = is_slot[:, columns]  # (B, K)
     if slot_inputs is not None:
         if slot_inputs.shape != (B, K, C):
             raise ValueError(f"slot_inputs must be (B, K, C) = {(B, K, C)}, got {tuple(slot_inputs.shape)}")
         fixed = torch.zeros_like(embeds)
-        fixed[:, first:first + K] = slot_inputs.to(embeds)
+        fixed[:, columns] = slot_inputs.to(embeds)
         embeds = torch.where(is_slot[..., None], fixed, embeds)  # (B, T, C)
         if self_fed is not None and self_fed.shape != (B, K):
             raise ValueError(f"self_fed must be (B, K) = {(B, K)}, got {tuple(self_fed.shape)}")
         fed = thought_mask & self_fed.bool() if self_fed is not None else torch.zeros_like(thought_mask)  # (B, K)
     else:
         fed = thought_mask  # every slot is fed back
-    fed_columns = [first + t for t in range(K) if bool(fed[:, t].any())]
+    fed_columns = [columns[t] for t in range(K) if bool(fed[:, t].any())]
+    thought_of = {column: t for t, column in enumerate(columns)}
     cache = model.new_cache(cache_capacity) if use_cache or fed_columns else None
     # One pass per run of columns whose inputs are known: a fed-back column starts a new run, since
     # its input needs the logits of the column before it. Nothing fed back: a single pass.
     starts = [0] + fed_columns
     logits_parts, hidden_parts = [], []
-    slot_vectors = list(embeds[:, first:first + K].unbind(1))  # K x (B, C): what each slot column receives
+    slot_vectors = list(embeds[:, columns].unbind(1))  # K x (B, C): what each slot column receives
     for start, end in zip(starts, fed_columns + [T]):
         x = embeds[:, start:end]  # (B, n, C)
         if start in fed_columns:
-            t = start - first
-            thought = feed_back(model, part.hidden[:, -1], part.logits[:, -1], feedback, tau, top_k, project)  # (B, C)
+            t = thought_of[start]
+            thought = feed_back(model, last_hidden, last_logits, feedback, tau, top_k, project)  # (B, C)
             slot_vectors[t] = torch.where(fed[:, t, None], thought, x[:, 0])
             x = torch.cat([slot_vectors[t][:, None], x[:, 1:]], dim=1)  # (B, n, C)
         # with last_only (generation) each run returns its last column only, all feedback reads
         part = model(input_embeds=x, attention_mask=attention_mask[:, start:end], cache=cache, last_only=last_only)
+        if blocks:
+            last_hidden, last_logits = _last_real(part, attention_mask[:, start:end], last_hidden if start else None,
+                                                  last_logits if start else None)
+        else:  # every row that feeds a slot owns the column before it
+            last_hidden, last_logits = part.hidden[:, -1], part.logits[:, -1]  # (B, C), (B, V)
         logits_parts.append(part.logits)
         hidden_parts.append(part.hidden)
     logits = torch.cat(logits_parts, dim=1)  # (B, T, V), or one column per run with last_only

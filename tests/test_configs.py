@@ -58,8 +58,8 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
         assert cli.model.mode == mode
     elif mode in ADDONS:  # an add-on file attaches it to coconut
         assert cli.model.mode == "coconut" and [a.name for a in cli.model.method.addons] == [mode]
-    else:  # base files leave the mode to the file composed after them
-        assert path.stem in ("base", "tiny", "budget")
+    else:  # base files and seed overlays leave the mode to the files composed with them
+        assert path.stem in ("base", "tiny", "budget") or path.stem.startswith("seed")
     assert cli.datamodule.hparams.batch_size >= 1
     assert cli.trainer.max_epochs >= 1
     if mode == "icot":  # the longest chain (compact ProsQA: 2 or 6 steps of 4 tokens; 4 x 4 products: 47) is gone 4 epochs before the end

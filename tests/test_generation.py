@@ -8,7 +8,7 @@ from latent_cot.generation import Sampling, generate, generate_ids
 from tests.helpers import EXAMPLES, tiny_model, tokenizer
 
 TOK = tokenizer()
-K = {"coconut": 3, "soft": 2, "pause": 2}
+K = {"coconut": 3, "soft": 2, "pause": 2, "anchored": 3}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -23,7 +23,7 @@ def test_batched_equals_one_by_one_and_cached_equals_uncached(mode):
         assert alone.token_ids[0] == batched.token_ids[i]
         if batched.thoughts is not None:
             torch.testing.assert_close(alone.thoughts[0], batched.thoughts[i], atol=1e-5, rtol=0)
-    assert (batched.thoughts is not None) == (mode in ("coconut", "soft"))
+    assert (batched.thoughts is not None) == (mode in ("coconut", "soft", "anchored"))
     if batched.thoughts is not None:
         assert batched.thoughts.shape == (3, k, model.config.n_embd)
 

@@ -70,3 +70,46 @@ def collate(
     if labels is not None:
         batch["labels"] = out_labels
     return batch
+
+
+def slot_runs(sequence: Sequence[int], slot_id: int) -> list[int]:
+    """The index where each run of consecutive `slot_id` tokens starts."""
+    return [i for i, token in enumerate(sequence) if token == slot_id and (i == 0 or sequence[i - 1] != slot_id)]
+
+
+def collate_blocks(
+    sequences: Sequence[Sequence[int]],
+    pad_id: int,
+    labels: Sequence[Sequence[int]],
+    slot_id: int,
+) -> dict[str, torch.Tensor]:
+    """input_ids, attention_mask, labels (B, T) for rows with several runs of thought slots.
+
+    The j-th run of every row that has one starts in one shared column: masked padding (a hole)
+    goes just before each run, i.e. after its <bot>, which predicts an unsupervised slot anyway, so
+    no supervised next-token pair straddles a hole. Rows end right-padded. Holes are invisible to
+    attention and to position counting, so a row computes what it computes alone.
+    """
+    B = len(sequences)
+    lengths = []  # per row: the tokens before its first run, then each run with the text after it
+    for seq in sequences:
+        cuts = [0] + slot_runs(seq, slot_id) + [len(seq)]
+        lengths.append([b - a for a, b in zip(cuts, cuts[1:])])
+    columns = [list(range(parts[0])) for parts in lengths]  # the batch column of each token, per row
+    ends = [parts[0] for parts in lengths]
+    for run in range(1, max(len(parts) for parts in lengths)):
+        having = [row for row in range(B) if len(lengths[row]) > run]
+        aligned = max(ends[row] for row in having)  # run `run` starts here in every row that has it
+        for row in having:
+            columns[row].extend(range(aligned, aligned + lengths[row][run]))
+            ends[row] = aligned + lengths[row][run]
+    width = max(ends, default=0)
+    input_ids = torch.full((B, width), pad_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((B, width), dtype=torch.bool)  # (B, T)
+    out_labels = torch.full((B, width), IGNORE, dtype=torch.long)  # (B, T)
+    for row, seq in enumerate(sequences):
+        index = torch.as_tensor(columns[row], dtype=torch.long)
+        input_ids[row, index] = torch.as_tensor(list(seq), dtype=torch.long)
+        attention_mask[row, index] = True
+        out_labels[row, index] = torch.as_tensor(list(labels[row]), dtype=torch.long)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": out_labels}

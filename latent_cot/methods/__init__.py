@@ -13,6 +13,7 @@ from typing import Any
 
 from latent_cot.curriculum import Schedule
 from latent_cot.methods.adaptive_k import AdaptiveK
+from latent_cot.methods.anchored import Anchored
 from latent_cot.methods.base import Addon, LossTerms, Method
 from latent_cot.methods.coconut import Coconut
 from latent_cot.methods.codi import Codi
@@ -32,6 +33,7 @@ METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
     Icot,
     Codi,
     Cot2,
+    Anchored,
 )}
 ADDONS: dict[str, type[Addon]] = {cls.name: cls for cls in (
     StepDecoder,

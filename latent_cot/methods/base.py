@@ -200,6 +200,11 @@ class Method(nn.Module):
             raise ValueError(f"mode {self.name!r} has no thought slots; got n_thoughts={n_thoughts}")
         return Layout(0, 0, markers=False)
 
+    def thought_plans(self, examples: Sequence[Example], n_thoughts: int) -> list[list[int]] | None:
+        """Per example, the sizes of its blocks of thoughts when text is written between them
+        (generation.generate_in_blocks); None: one block of n_thoughts after the question."""
+        return None
+
     @property
     def stop(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """(B, C) hidden state before a thought -> (B,) bool: that row stops thinking (None: fixed k)."""
