@@ -8,7 +8,7 @@
 set -euo pipefail
 out=results/seed_questions/phrases
 points=("$@")
-[ ${#points[@]} -gt 0 ] || points=(1:1 2:1 1:2 2:2 2:null 3:1 4:1 3:2 4:2 3:null 4:null)
+[ ${#points[@]} -gt 0 ] || points=(1:1 2:1 1:2 2:2 2:null 3:1 4:1 3:2 4:2 3:null 4:null 1:null)
 for point in "${points[@]}"; do
   c=${point%%:*} m=${point##*:}
   name=anchored_c${c}_m${m}
