@@ -10,11 +10,12 @@ from latent_cot.curriculum import Schedule
 from latent_cot.data.batch import collate
 from latent_cot.data.compact import compact_example
 from latent_cot.data.graph import Graph
-from latent_cot.data.render import training_text
+from latent_cot.data.example import DataError
+from latent_cot.data.render import steps_ids, training_text
 from latent_cot.data.tasks import make_examples
 from latent_cot.methods import build_method
 from latent_cot.methods.cot2 import FedLayout, search_targets
-from latent_cot.thoughts import feed_back
+from latent_cot.thoughts import feed_back, latent_forward
 from latent_cot.tokenizer import Tokenizer
 from tests.helpers import tiny_model
 from tests.solvers import _bfs
@@ -79,8 +80,8 @@ def one_row_reference(model, method, item, self_fed):
         if self_fed[t]:
             out = model(input_embeds=embeds[:, :column])
             thought = feed_back(model, out.hidden[:, -1], out.logits[:, -1], "soft", method.tau, None)[0]
-        else:
-            thought = sum(p * model.token_embeddings[i] for i, p in zip(tokens, probs))
+        else:  # no target (past a chain): a zero input
+            thought = sum((p * model.token_embeddings[i] for i, p in zip(tokens, probs)), torch.zeros(model.config.n_embd))
         embeds = torch.cat([embeds[:, :column], thought[None, None], embeds[:, column + 1:]], dim=1)
     logits = model(input_embeds=embeds).logits[0]  # (T, V)
     labels = torch.tensor(item.labels)
@@ -91,10 +92,11 @@ def one_row_reference(model, method, item, self_fed):
 
 
 @pytest.mark.parametrize("flags", ["teacher", "self", "mixed"])
-@pytest.mark.parametrize("target", ["exact", "reachable"])
+@pytest.mark.parametrize("target", ["exact", "reachable", "chain"])
 def test_batched_loss_and_gradients_equal_one_thought_at_a_time(flags, target):
     model = tiny_model(TOK.vocab_size, block_size=160, rotary=True)
-    method = build_method("cot2", SCHEDULE, {"target": target, "thought_weight": 0.5, "answer_weight": 2.0}, tau=0.7)
+    schedule = Schedule(max_stage=3, thoughts_per_step=6) if target == "chain" else SCHEDULE  # slots that cover each step's tokens
+    method = build_method("cot2", schedule, {"target": target, "thought_weight": 0.5, "answer_weight": 2.0}, tau=0.7)
     items, fed = [], []
     for i, example in enumerate(GRAPHS):  # ragged: 1 to 3 thoughts per row, and different question lengths
         layout = method.layout(len(example.steps), 1 + i % 3)
@@ -115,6 +117,30 @@ def test_batched_loss_and_gradients_equal_one_thought_at_a_time(flags, target):
     torch.testing.assert_close(batched, reference, atol=1e-5, rtol=1e-5)
     for (name, _), got, want in zip(model.named_parameters(), grads, torch.autograd.grad(reference, list(model.parameters()))):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4, msg=f"gradient of {name}")
+
+
+def test_teacher_fed_chain_targets_are_the_chain_tokens_between_the_markers():
+    model = tiny_model(TOK.vocab_size, block_size=160)
+    method = build_method("cot2", Schedule(max_stage=2, thoughts_per_step=6), {"target": "chain"})
+    items = [method.render(e, TOK, method.final_layout(e)) for e in GRAPHS]
+    for item, example in zip(items, GRAPHS):
+        chain = [tokens[0] for tokens in item.extra["cot2_ids"] if tokens]
+        assert chain == steps_ids(example.steps, TOK) and len(item.extra["cot2_ids"]) == 12
+    batch = method.collate(items, TOK)
+    ids, slots = batch["input_ids"], batch["input_ids"] == TOK.thought_id
+    teacher = method.teacher_inputs(model, batch["cot2_ids"], batch["cot2_probs"])  # (B, K, C)
+    out = latent_forward(model, ids, batch["attention_mask"], thought_id=TOK.thought_id, slot_inputs=teacher,
+                         self_fed=torch.zeros_like(batch["cot2_self_fed"]))
+    embeds = model.embed(ids)  # the same rows with each chain token's embedding in its slot, zeros past the chain
+    first = int(slots.any(0).nonzero()[0])
+    for row, item in enumerate(items):
+        for t, tokens in enumerate(item.extra["cot2_ids"]):
+            embeds[row, first + t] = model.token_embeddings[tokens[0]] if tokens else 0.0
+    plain = model(input_embeds=embeds, attention_mask=batch["attention_mask"]).logits
+    torch.testing.assert_close(out.logits, plain, atol=1e-5, rtol=0)
+    with pytest.raises(DataError, match="thoughts_per_step"):
+        short = build_method("cot2", Schedule(max_stage=2, thoughts_per_step=1), {"target": "chain"})
+        short.render(GRAPHS[0], TOK, short.final_layout(GRAPHS[0]))
 
 
 def test_self_fed_cot2_is_soft_feedback():

@@ -10,6 +10,10 @@ expansions (model.method.target):
              `inspect` measures. Past the graph's depth the set is empty; the slot then repeats the
              last non-empty level (the search has stopped, the thought holds what it reached).
   reachable  every node a walk of 1 .. t + 1 edges reaches (the cumulative set, root excluded).
+On any task, `chain` makes slot t's target the t-th token of the removed steps' text (one-hot; on
+multiplication: the digits of each partial product, one per thought): teacher-fed it is token CoT
+between <bot> and <eot>, self-fed it is soft thinking trained towards the chain; slots past the
+chain have no target, and the slots must cover the chain (thoughts_per_step x stages).
 weighted (model.method.weighting) `uniform` over the set (CoT2's setting), or by `walks`: a node's
 share of the walks from the root that end there (for reachable: of every length up to t + 1), the
 distribution of the last node of a walk drawn uniformly among all of them, which favours the nodes
@@ -45,14 +49,14 @@ from latent_cot.curriculum import Layout
 from latent_cot.data.batch import pad_nested
 from latent_cot.data.example import DataError, Example
 from latent_cot.data.graph import Graph, node_token_ids
-from latent_cot.data.render import IGNORE, Rendered
+from latent_cot.data.render import IGNORE, Rendered, steps_ids
 from latent_cot.methods.base import LossTerms, Method
 from latent_cot.methods.frontier import add_slot_losses, bot_columns, readout_cross_entropy
 from latent_cot.model import GPT
 from latent_cot.thoughts import latent_forward, shifted_loss
 from latent_cot.tokenizer import Tokenizer
 
-TARGETS = ("exact", "reachable")
+TARGETS = ("exact", "reachable", "chain")
 WEIGHTINGS = ("uniform", "walks")
 FEEDS = ("teacher", "self", "scheduled")
 
@@ -105,13 +109,23 @@ def token_targets(example: Example, tokenizer: Tokenizer, n_slots: int, target: 
     return ids, probs
 
 
+def chain_targets(example: Example, tokenizer: Tokenizer, layout: Layout) -> tuple[list[list[int]], list[list[float]]]:
+    """Per slot, the one-hot target of the matching token of the removed steps (none past them)."""
+    chain = steps_ids(example.steps[:layout.n_removed_steps], tokenizer)
+    if len(chain) > layout.n_slots:
+        raise DataError(f"model.method.target chain: {len(chain)} tokens in the {layout.n_removed_steps} removed steps, "
+                        f"only {layout.n_slots} thought slots (raise model.thoughts_per_step); question {example.question[:60]!r}")
+    pad = layout.n_slots - len(chain)
+    return [[token] for token in chain] + [[]] * pad, [[1.0] for _ in chain] + [[]] * pad
+
+
 class Cot2(Method):
     name = "cot2"
     slot_token = "thought"
     feedback = "soft"
     removes_steps = True
     defaults = {
-        "target": "exact",  # exact | reachable (module docstring)
+        "target": "exact",  # exact | reachable | chain (module docstring)
         "weighting": "uniform",  # uniform | walks
         "feed": "teacher",  # teacher | self | scheduled
         "self_prob": [0.0, 1.0],  # scheduled: a slot's chance of being self-fed, from ... to ...
@@ -163,7 +177,10 @@ class Cot2(Method):
 
     def render(self, example: Example, tokenizer: Tokenizer, layout: Layout) -> Rendered:
         rendered = super().render(example, tokenizer, layout)
-        ids, probs = token_targets(example, tokenizer, layout.n_slots, self.settings["target"], self.settings["weighting"])
+        if self.settings["target"] == "chain":
+            ids, probs = chain_targets(example, tokenizer, layout)
+        else:
+            ids, probs = token_targets(example, tokenizer, layout.n_slots, self.settings["target"], self.settings["weighting"])
         self_fed = getattr(layout, "self_fed", (True,) * layout.n_slots)
         rendered.extra.update(cot2_ids=ids, cot2_probs=probs, cot2_self_fed=[[int(f)] for f in self_fed])
         return rendered
