@@ -224,7 +224,9 @@ def generate_in_blocks(
     rows = torch.arange(B, device=device)
     for _ in range(steps):
         thinking = left > 0  # (B,)
-        if slot_inputs is not None and bool(thinking.any()):
+        if not bool(thinking.any()):
+            thought = hidden  # no row takes a thought this step: nothing to make
+        elif slot_inputs is not None:
             thought = slot_inputs.to(hidden)[rows, count.clamp(max=slot_inputs.shape[1] - 1)]  # (B, C)
         else:
             thought = feed_back(model, hidden, logits, feedback, tau, soft_top_k, project)  # (B, C)

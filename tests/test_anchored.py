@@ -10,7 +10,7 @@ from latent_cot.methods import build_method
 from latent_cot.probe.running import collect_thoughts, generate_with_thoughts
 from latent_cot.thoughts import latent_forward
 from tests.helpers import EXAMPLES, tiny_model, tokenizer
-from tests.test_thoughts import oracle_forward
+from tests.test_thoughts import assert_equals_oracle
 
 TOK = tokenizer()
 
@@ -87,20 +87,7 @@ def test_efficient_equals_oracle_in_logits_and_gradients(rotary):
     items, batch = ragged_batch(anchored(1))
     out = latent_forward(model, batch["input_ids"], batch["attention_mask"], batch["labels"],
                          thought_id=TOK.thought_id, blocks=True)
-    out.loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    mask, oracle_sum, n_tokens = batch["attention_mask"], 0.0, 0
-    for row, item in enumerate(items):
-        logits = oracle_forward(model, torch.tensor(item.input_ids))
-        torch.testing.assert_close(out.logits[row][mask[row]], logits, atol=1e-5, rtol=0)
-        labels = torch.tensor(item.labels)
-        oracle_sum = oracle_sum + torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=IGNORE, reduction="sum")
-        n_tokens += int((labels[1:] != IGNORE).sum())
-    (oracle_sum / n_tokens).backward()
-    torch.testing.assert_close(out.loss, oracle_sum.detach() / n_tokens, atol=1e-6, rtol=0)
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(grads[name], p.grad, atol=1e-4, rtol=0, msg=f"gradient of {name}")
+    assert_equals_oracle(model, out, items, batch["attention_mask"])
 
 
 def test_a_row_opening_with_a_slot_is_refused():

@@ -21,6 +21,25 @@ def oracle_forward(model, ids, feedback="hidden", tau=1.0, top_k=None):
     return model(input_embeds=embeds).logits[0]  # (T, V)
 
 
+def assert_equals_oracle(model, out, items, mask, feedback="hidden", tau=1.0, top_k=None):
+    """out (a latent forward of `items` collated with `mask`, with labels) equals oracle_forward row by
+    row in logits, and in the loss and every parameter's gradient over the whole batch."""
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    oracle_sum, n_tokens = 0.0, 0
+    for row, item in enumerate(items):
+        logits = oracle_forward(model, torch.tensor(item.input_ids), feedback, tau, top_k)
+        torch.testing.assert_close(out.logits[row][mask[row]], logits, atol=1e-5, rtol=0)
+        labels = torch.tensor(item.labels)
+        oracle_sum = oracle_sum + torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100, reduction="sum")
+        n_tokens += int((labels[1:] != -100).sum())
+    (oracle_sum / n_tokens).backward()
+    torch.testing.assert_close(out.loss, oracle_sum.detach() / n_tokens, atol=1e-6, rtol=0)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, atol=1e-4, rtol=0, msg=f"gradient of {name}")
+
+
 def ragged_batch(mode="coconut"):
     """Different question lengths and different numbers of thoughts per row (2, 3, 0)."""
     items = [render(EXAMPLES[0], TOK, mode, Layout(1, 2, True)),
@@ -48,25 +67,7 @@ def test_efficient_equals_oracle_in_logits_and_gradients(feedback, tau, top_k, r
     out = latent_forward(model, batch["input_ids"], batch["attention_mask"], batch["labels"],
                          thought_id=TOK.thought_id, bot_id=TOK.bot_id, eot_id=TOK.eot_id,
                          feedback=feedback, tau=tau, top_k=top_k)
-    out.loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-
-    mask = batch["attention_mask"]
-    total_tokens = 0
-    oracle_loss = 0.0
-    for row, item in enumerate(items):
-        ids = torch.tensor(item.input_ids)
-        logits = oracle_forward(model, ids, feedback, tau, top_k)
-        torch.testing.assert_close(out.logits[row][mask[row]], logits, atol=1e-5, rtol=0)
-        labels = torch.tensor(item.labels)
-        n = int((labels[1:] != -100).sum())
-        oracle_loss = oracle_loss + torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100, reduction="sum")
-        total_tokens += n
-    (oracle_loss / total_tokens).backward()
-    torch.testing.assert_close(out.loss, oracle_loss.detach() / total_tokens, atol=1e-6, rtol=0)
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(grads[name], p.grad, atol=1e-4, rtol=0, msg=f"gradient of {name}")
+    assert_equals_oracle(model, out, items, batch["attention_mask"], feedback, tau, top_k)
 
 
 def test_thought_input_is_the_hidden_state_that_produced_it():

@@ -74,23 +74,23 @@ def collect_thoughts(model: GPT, tokenizer: Tokenizer, examples: Sequence[Exampl
     vectors, inputs, readouts = [], [], []
     for begin in range(0, len(examples), batch_size):
         chunk = examples[begin:begin + batch_size]
-        batch = collate(_prompts(tokenizer, chunk, method, K), tokenizer.pad_id)
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
         if method.thought_plans(chunk, K) is not None:  # rounds with written text between: only decoding makes them
             if method.feedback != "hidden":
                 raise ProbeError(f"mode {method.name!r}: thoughts in rounds are collected for hidden-state feedback only")
             fed = generate(model, tokenizer, chunk, method, K).thoughts  # (B, K, C); zeros after a row's last round
             before = fed  # a hidden-state thought is the state it was made from
-        elif method.feedback is None:  # pause: the slots hold a fixed embedding: one plain pass, as generation does
-            hidden = model(ids, attention_mask=mask, compute_logits=False).hidden  # (B, T, C)
-            first = int((ids == tokenizer.pause_id).float().argmax(dim=1)[0])
-            fed = model.embed(ids[:, first:first + K])  # (B, K, C)
-            before = hidden[:, first - 1:first - 1 + K]  # (B, K, C): the state each slot is computed from
         else:
-            out = latent_forward(model, ids, mask, thought_id=tokenizer.thought_id, bot_id=tokenizer.bot_id,
-                                 eot_id=tokenizer.eot_id, feedback=method.feedback, tau=method.tau,
-                                 top_k=method.soft_top_k, last_only=True, return_hidden=True, project=method.project)
-            hidden, first, fed = out.hidden, out.first_slot, out.thoughts  # (B, T, C), int, (B, K, C)
+            batch = collate(_prompts(tokenizer, chunk, method, K), tokenizer.pad_id)
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)  # (B, T)
+            if method.feedback is None:  # pause: the slots hold a fixed embedding: one plain pass, as generation does
+                hidden = model(ids, attention_mask=mask, compute_logits=False).hidden  # (B, T, C)
+                first = int((ids == tokenizer.pause_id).float().argmax(dim=1)[0])
+                fed = model.embed(ids[:, first:first + K])  # (B, K, C)
+            else:
+                out = latent_forward(model, ids, mask, thought_id=tokenizer.thought_id, bot_id=tokenizer.bot_id,
+                                     eot_id=tokenizer.eot_id, feedback=method.feedback, tau=method.tau,
+                                     top_k=method.soft_top_k, last_only=True, return_hidden=True, project=method.project)
+                hidden, first, fed = out.hidden, out.first_slot, out.thoughts  # (B, T, C), int, (B, K, C)
             before = hidden[:, first - 1:first - 1 + K]  # (B, K, C): the state each slot is computed from
         logits = model.lm_head(before)  # (B, K, V)
         if method.feedback == "soft":
