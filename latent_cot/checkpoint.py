@@ -96,8 +96,8 @@ def load_run(ckpt_path: str | Path, map_location: str | torch.device = "cpu") ->
     return run
 
 
-def export_run(ckpt_path: str | Path, out_dir: str | Path) -> Path:
+def export_run(ckpt_path: str | Path, out_dir: str | Path, half: bool = False) -> Path:
     """Write a training checkpoint (or a model directory) as a model directory to share (model_dir.py):
-    weights, tokenizer and what load_run reads, no optimizer or loop state and no pickle. It cannot
-    resume training mid-run."""
-    return write_model_dir(_read_run_checkpoint(ckpt_path), out_dir)
+    weights (float16 with `half`), tokenizer and what load_run reads, no optimizer or loop state and
+    no pickle. It cannot resume training mid-run."""
+    return write_model_dir(_read_run_checkpoint(ckpt_path), out_dir, half=half)

@@ -34,12 +34,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_model_dir(checkpoint: dict[str, Any], out: str | Path) -> Path:
-    """Write a training checkpoint's weights and metadata as DIR (module docstring)."""
+def write_model_dir(checkpoint: dict[str, Any], out: str | Path, half: bool = False) -> Path:
+    """Write a training checkpoint's weights and metadata as DIR (module docstring); `half` stores
+    floating-point weights as float16, half the bytes (loading casts them back to the model's
+    float32, so a model scores as its half-precision weights do, not as the run's own)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # clones: safetensors stores no shared storage (the tied embedding and LM head become two copies)
-    save_file({name: value.detach().clone().contiguous() for name, value in checkpoint["state_dict"].items()}, str(out / WEIGHTS))
+    save_file({name: (value.half() if half and value.is_floating_point() else value).detach().clone().contiguous()
+               for name, value in checkpoint["state_dict"].items()}, str(out / WEIGHTS))
     section = dict(checkpoint[CHECKPOINT_KEY])
     (out / TOKENIZER).write_text(section.pop("tokenizer"))
     section.pop("data_position", None)  # only resuming needs these

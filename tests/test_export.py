@@ -56,6 +56,26 @@ def test_exported_directory_gives_identical_logits_and_evaluation(tmp_path, caps
     assert "exists" in capsys.readouterr().err
 
 
+def test_half_export_halves_the_weights_and_loads_them_rounded_into_float32(tmp_path):
+    ckpt, data = trained_checkpoint(tmp_path, "cot2", {"method": {"feed": "scheduled", "self_prob": [0.5, 0.5]}})
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert main(["export", "--ckpt", ckpt, "--out", str(full)]) == 0
+    assert main(["export", "--ckpt", ckpt, "--out", str(half), "--half"]) == 0
+    ratio = (half / "model.safetensors").stat().st_size / (full / "model.safetensors").stat().st_size
+    assert 0.45 < ratio < 0.55  # the header is the rest
+    original, exported = load_run(ckpt), load_run(half)
+    for name, value in original.model.state_dict().items():
+        loaded = exported.model.state_dict()[name]
+        assert loaded.dtype == value.dtype and torch.equal(loaded, value.half().to(value.dtype)), name
+    examples = data.valid_examples
+    batch = original.method.collate([original.method.render(e, original.tokenizer, original.method.final_layout(e))
+                                     for e in examples], original.tokenizer)
+    with torch.no_grad():
+        a = original.method.latent(original.model, batch, original.tokenizer).logits
+        b = exported.method.latent(exported.model, batch, exported.tokenizer).logits
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=2e-2)  # rounded, and only rounded
+
+
 def test_a_changed_file_is_refused_naming_it(tmp_path):
     ckpt, _ = trained_checkpoint(tmp_path, "coconut", {})
     out = tmp_path / "model"
