@@ -180,6 +180,10 @@ class LatentDataModule(L.LightningDataModule):
             [{task: prosqa, n: 8000, knobs: {nodes: [8, 14], steps: [1, 3]}}, ...], e.g. smaller graphs
             beside full-size ones. Questions that occur in the valid or test split are left out.
         seed: seeds the generated data, the per-epoch order and the stage sampling.
+        order_seed: seeds the per-epoch order and the stage (and scheduled-sampling) draws instead of
+            `seed`, which then seeds the data alone: a second training seed over the same examples.
+            (seed_everything does not reach these, and a run started from init_from with no dropout
+            has no other randomness.)
         compact: compact rendering of graph tasks (data/compact.py).
         gpt2_dir: a local GPT-2 directory whose tokenizer.json to use; otherwise a word-level
             tokenizer is trained on the training corpus.
@@ -201,6 +205,7 @@ class LatentDataModule(L.LightningDataModule):
         knobs: dict[str, Any] | None = None,
         mix: list[dict[str, Any]] | None = None,
         seed: int = 0,
+        order_seed: int | None = None,
         compact: bool = False,
         gpt2_dir: str | None = None,
         batch_size: int = 32,
@@ -309,7 +314,8 @@ class LatentDataModule(L.LightningDataModule):
         return CurriculumBatches(
             RenderCache(examples, self.tokenizer, self.method),
             batch_size=batch_size or (self.hparams.batch_size if train else self.hparams.valid_batch_size),
-            shuffle=train, seed=self.hparams.seed, epoch_fn=self._epoch,
+            shuffle=train, seed=self.hparams.seed if self.hparams.order_seed is None else self.hparams.order_seed,
+            epoch_fn=self._epoch,
             skip_fn=self.skip_fn if train else _no_skip,
             rank=rank, world_size=world, layout_fn=layout_fn, bucket=self.hparams.bucket and train)
 

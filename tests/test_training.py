@@ -255,6 +255,22 @@ def test_mixed_in_training_sets():
         LatentDataModule(**DATA, mix=[{"task": "prosqa_small", "n": 3, "knobs": {"steps": 0}}]).load()
 
 
+def test_order_seed_reorders_the_same_examples():
+    """data.order_seed is a second training seed: the same examples, another order and other stage
+    draws; left unset, the order is data.seed's as before."""
+    from latent_cot.curriculum import Schedule
+
+    def epoch_batches(**kwargs):
+        data = LatentDataModule(**DATA, **kwargs)
+        data.attach("coconut", Schedule(max_stage=2, epochs_per_stage=1, uniform_prob=0.5))
+        return data.train_examples, [batch["input_ids"] for batch in data.train_dataloader()]
+
+    plain, same, other = epoch_batches(), epoch_batches(order_seed=0), epoch_batches(order_seed=1)
+    assert plain[0] == same[0] == other[0]
+    assert all(torch.equal(a, b) for a, b in zip(plain[1], same[1]))
+    assert not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(plain[1], other[1]))
+
+
 @pytest.mark.parametrize("kwargs, key", [
     (dict(train_path="/nonexistent/train.json"), "data.train_path"),
     (dict(task="sudoku"), "data.task"),
