@@ -50,7 +50,7 @@ def test_fit_config_parses(path, monkeypatch, real_file, tmp_path):
     cli = make_cli(args, run=False)
     mode = path.stem.split("_", 1)[1] if path.parent.name == "coconut_paper" else path.stem
     # the curriculum's start and the graph-size steps are token CoT; MODE_from_X continues X's model in MODE
-    mode = {"stage0": "cot", "small_graphs": "cot", "medium_graphs": "cot"}.get(path.stem, mode.split("_from_")[0])
+    mode = {"stage0": "cot", "small_graphs": "cot", "medium_graphs": "cot", "cot_long": "cot"}.get(path.stem, mode.split("_from_")[0])
     mode = "cot2" if mode.startswith("cot2") else mode  # cot2_VARIANT: cot2 with other targets or schedules
     if "_frontier" in mode:  # MODE_frontier[_variant]: MODE with frontier supervision
         assert cli.model.mode == mode.split("_frontier")[0] and [a.name for a in cli.model.method.addons] == ["frontier"]
@@ -110,12 +110,15 @@ def test_print_config_shows_the_paper_schedule(capsys):
 
 
 @pytest.mark.parametrize("path", COMPARE, ids=lambda p: p.name)
-def test_compare_config_parses(path, monkeypatch):
+def test_compare_config_parses(path, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     config = load_compare_config(path)
     assert config["modes"] and config["seeds"]
+    stand_in = tmp_path / "start.ckpt"  # a start point under runs/ is made by a documented command first
+    stand_in.write_text("")
+    overrides = [f"model.init_from={stand_in}" if o.startswith("model.init_from=runs/") else o for o in config.get("overrides", [])]
     for fit_config in config["configs"]:
-        make_cli([a for c in config["configs"] for a in ("--config", c)] + [f"--{o}" for o in config.get("overrides", [])], run=False)
+        make_cli([a for c in config["configs"] for a in ("--config", c)] + [f"--{o}" for o in overrides], run=False)
         assert Path(fit_config).is_file()
 
 
