@@ -109,3 +109,17 @@ def test_a_run_started_from_an_exported_model_counts_its_history_and_time(branch
     own, parent = load_run(branch), load_run(stage0)
     assert [row["epoch"] for row in run["history"]] == [0, 1, 2, 3] and run["tested_epoch"] == 3
     assert run["train_seconds"] == pytest.approx(own.train_seconds + parent.train_seconds)
+
+
+def test_labels_keep_runs_of_one_mode_apart(branched_runs, tmp_path):
+    """Two coconut checkpoints of different configurations are two rows under --labels, not one averaged row."""
+    tmp, stage0, branches = branched_runs
+    data = tmp_path / "test.json"
+    write_json(make_examples("prosqa_small", 2, seed=9, steps=(1, 2)), data)
+    out = tmp_path / "t"
+    assert main(["table", "--ckpt", *branches, "--data", str(data), "--out", str(out), "--labels", "first", "second"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["mode"], r["n_runs"]) for r in rows] == [("first", 1), ("second", 1)]
+    assert "| first |" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit, match="one per --ckpt"):
+        main(["table", "--ckpt", *branches, "--data", str(data), "--out", str(out), "--labels", "first"])

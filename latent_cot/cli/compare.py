@@ -283,11 +283,17 @@ def chance_line(chance: float | None) -> str | None:
     return None if chance is None else f"Chance (a uniform guess between the options): {100 * chance:.0f}%."
 
 
+def row_name(run: dict[str, Any]) -> str:
+    """The row a run is averaged into: its label where one was given (one configuration), else its mode."""
+    return run.get("label") or run["mode"]
+
+
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per mode (in order of first appearance): accuracy mean ± std over its runs (seeds), the rest averaged."""
+    """One row per mode or label (in order of first appearance): accuracy mean ± std over its runs (seeds),
+    the rest averaged."""
     rows = []
-    for mode in dict.fromkeys(r["mode"] for r in runs):
-        mine = [r for r in runs if r["mode"] == mode]
+    for mode in dict.fromkeys(map(row_name, runs)):
+        mine = [r for r in runs if row_name(r) == mode]
         acc_mean, acc_std = _mean_std([r["accuracy"] for r in mine])
         times = [r["train_seconds"] for r in mine]
         rows.append({
@@ -382,8 +388,8 @@ def plot_accuracy(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for mode in dict.fromkeys(r["mode"] for r in runs):
-        mine = [r for r in runs if r["mode"] == mode and r["history"]]
+    for mode in dict.fromkeys(map(row_name, runs)):
+        mine = [r for r in runs if row_name(r) == mode and r["history"]]
         if not mine:
             continue
         epochs = [h["epoch"] + 1 for h in mine[0]["history"]]

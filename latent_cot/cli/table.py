@@ -2,7 +2,8 @@
 
 `compare` trains its runs; this scores runs trained elsewhere (by `latent-cot fit`, e.g. curriculum
 modes continued from one shared stage-0 model with `init_from`) on one data file, and writes the
-same table: one row per mode, accuracy mean ± std over the checkpoints of that mode (seeds),
+same table: one row per mode (or per `--labels` name, for runs of one mode but different
+configurations), accuracy mean ± std over the checkpoints of that row (seeds),
 tokens generated, thoughts, ms per example, training time and the epoch each checkpoint holds.
 
 A run started with `model.init_from` is counted with the run it started from: its training time
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoints written by `latent-cot fit` (e.g. runs/x/checkpoints/best.ckpt); one mode may appear once per seed")
     parser.add_argument("--data", required=True, help="the data file every checkpoint is scored on")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.md, results.json, accuracy.png, predictions/")
+    parser.add_argument("--labels", nargs="+", default=None, metavar="NAME",
+                        help="one row name per checkpoint (default: its mode); checkpoints of one name are averaged as seeds")
     parser.add_argument("--name", default=None, help="title of the table (default: the --out folder's name)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N examples")
 
@@ -71,21 +74,25 @@ def score_run(path: str | Path, data: str, limit: int | None) -> tuple[dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from latent_cot.cli.compare import markdown_table, plot_accuracy, summarize
+    from latent_cot.cli.compare import markdown_table, plot_accuracy, row_name, summarize
     from latent_cot.provenance import commit_text
 
     out = Path(args.out)
+    if args.labels is not None and len(args.labels) != len(args.ckpt):
+        raise SystemExit(f"--labels: {len(args.labels)} names for {len(args.ckpt)} checkpoints; give one per --ckpt")
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     runs = []
     for index, path in enumerate(args.ckpt):
         row, result = score_run(path, args.data, args.limit)
+        if args.labels is not None:
+            row["label"] = args.labels[index]
         result.write_records(out / "predictions" / f"{index}_{row['mode']}.jsonl.gz")
         runs.append(row)
         print(f"[table] {path}: {row['mode']}, accuracy {100 * row['accuracy']:.1f}%, {row['mean_tokens']:.1f} tokens")
     rows, git = summarize(runs), git_state()
     name = args.name or out.name
     table = markdown_table(rows)
-    scored = "\n".join(f"- `{r['ckpt']}` ({r['mode']}): predictions/{i}_{r['mode']}.jsonl.gz" for i, r in enumerate(runs))
+    scored = "\n".join(f"- `{r['ckpt']}` ({row_name(r)}): predictions/{i}_{r['mode']}.jsonl.gz" for i, r in enumerate(runs))
     (out / "results.md").write_text(
         f"# {name}\n\nAccuracy (%) on `{args.data}` ({rows[0]['n_test']} examples) at the final layout; tokens generated "
         f"include continuous thoughts; train time includes the runs each was started from (`init_from`), validation "
