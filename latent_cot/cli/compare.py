@@ -292,12 +292,12 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per mode or label (in order of first appearance): accuracy mean ± std over its runs (seeds),
     the rest averaged."""
     rows = []
-    for mode in dict.fromkeys(map(row_name, runs)):
-        mine = [r for r in runs if row_name(r) == mode]
+    for name in dict.fromkeys(map(row_name, runs)):
+        mine = [r for r in runs if row_name(r) == name]
         acc_mean, acc_std = _mean_std([r["accuracy"] for r in mine])
         times = [r["train_seconds"] for r in mine]
         rows.append({
-            "mode": mode, "accuracy_mean": acc_mean, "accuracy_std": acc_std,
+            "mode": name, "accuracy_mean": acc_mean, "accuracy_std": acc_std,
             "mean_tokens": statistics.fmean(r["mean_tokens"] for r in mine),
             "ms_per_example": statistics.fmean(r["ms_per_example"] for r in mine),
             "train_seconds": statistics.fmean(times) if None not in times else None,
@@ -388,13 +388,13 @@ def plot_accuracy(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for mode in dict.fromkeys(map(row_name, runs)):
-        mine = [r for r in runs if row_name(r) == mode and r["history"]]
+    for name in dict.fromkeys(map(row_name, runs)):
+        mine = [r for r in runs if row_name(r) == name and r["history"]]
         if not mine:
             continue
         epochs = [h["epoch"] + 1 for h in mine[0]["history"]]
         accs = [statistics.fmean(r["history"][i]["val_acc"] for r in mine if i < len(r["history"])) for i in range(len(epochs))]
-        ax.plot(epochs, [100 * a for a in accs], marker="o", label=mode)
+        ax.plot(epochs, [100 * a for a in accs], marker="o", label=name)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%), final layout")
     ax.set_ylim(0, 100)
