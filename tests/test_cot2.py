@@ -182,3 +182,16 @@ def test_schedule_at_zero_and_one_is_the_pure_modes_and_draws_nothing():
 def test_bad_settings_are_refused_naming_the_field(setting, value):
     with pytest.raises(ValueError, match=f"model.method.{setting}"):
         build_method("cot2", SCHEDULE, {setting: value})
+
+
+def test_from_root_starts_at_the_root_and_shifts_every_level_by_one():
+    assert search_targets(DIAMOND, 4, from_root=True) == [{0: 1.0}, {1: 0.5, 2: 0.5}, {3: 0.5, 4: 0.5}, {4: 1.0}]
+    for graph in [Graph.from_example(e) for e in GRAPHS]:
+        shifted, plain = search_targets(graph, 5, from_root=True), search_targets(graph, 5)
+        assert shifted[0] == {graph.root: 1.0} and shifted[1:] == plain[:4]
+    method = build_method("cot2", SCHEDULE, {"from_root": True})
+    for example in GRAPHS:  # rendered: slot 0's target is the token of the person the question names
+        item = method.render(example, TOK, method.layout(len(example.steps), 2))
+        assert item.extra["cot2_ids"][0] == TOK.encode(example.question.split("? ")[-1].split()[0]) and item.extra["cot2_probs"][0] == [1.0]
+    with pytest.raises(ValueError, match="from_root"):
+        build_method("cot2", SCHEDULE, {"target": "reachable", "from_root": True})

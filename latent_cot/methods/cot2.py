@@ -10,6 +10,12 @@ expansions (model.method.target):
              `inspect` measures. Past the graph's depth the set is empty; the slot then repeats the
              last non-empty level (the search has stopped, the thought holds what it reached).
   reachable  every node a walk of 1 .. t + 1 edges reaches (the cumulative set, root excluded).
+from_root (exact only) shifts the levels by one: slot 0's target is the root itself, slot t's
+frontier(t). Reading the root's children off the question in one column takes two lookups (which
+person the question names, then that person's facts); seeds 1 and 2 of run 54 never learned the
+first and spread thought 1 over the children of every person (results/prosqa_real/log.md, run 64).
+The root slot makes each readout one lookup from the thought before, at the cost of one level:
+k slots reach frontier(k - 1) and the answer column takes the last step.
 On any task, `chain` makes slot t's target the t-th token of the removed steps' text (one-hot; on
 multiplication: the digits of each partial product, one per thought): teacher-fed it is token CoT
 between <bot> and <eot>, self-fed it is soft thinking trained towards the chain; slots past the
@@ -68,9 +74,13 @@ class FedLayout(Layout):
     self_fed: tuple[bool, ...] = ()
 
 
-def search_targets(graph: Graph, n_slots: int, target: str = "exact", weighting: str = "uniform") -> list[dict[int, float]]:
-    """Per slot t, {node: probability} after t + 1 expansions of the search (module docstring)."""
+def search_targets(graph: Graph, n_slots: int, target: str = "exact", weighting: str = "uniform",
+                   from_root: bool = False) -> list[dict[int, float]]:
+    """Per slot t, {node: probability} after t + 1 expansions of the search, or t with from_root
+    (module docstring)."""
     levels = graph.walk_counts(n_slots)
+    if from_root:  # exact only (Cot2 checks the setting)
+        levels = [{}] + levels  # slot t reads levels[t + 1]: frontier(t), the root at t = 0
     out: list[dict[int, float]] = []
     total: dict[int, int] = {}
     for t in range(n_slots):
@@ -90,7 +100,8 @@ def search_targets(graph: Graph, n_slots: int, target: str = "exact", weighting:
     return out
 
 
-def token_targets(example: Example, tokenizer: Tokenizer, n_slots: int, target: str, weighting: str) -> tuple[list[list[int]], list[list[float]]]:
+def token_targets(example: Example, tokenizer: Tokenizer, n_slots: int, target: str, weighting: str,
+                  from_root: bool = False) -> tuple[list[list[int]], list[list[float]]]:
     """search_targets as (token ids, probabilities) per slot; nodes that share a token add up."""
     try:
         graph = Graph.from_example(example)
@@ -98,7 +109,7 @@ def token_targets(example: Example, tokenizer: Tokenizer, n_slots: int, target: 
         raise DataError(f"model.method (cot2): {error}; question {example.question[:60]!r}") from error
     token_ids = node_token_ids(graph, tokenizer)
     ids, probs = [], []
-    for level in search_targets(graph, n_slots, target, weighting):
+    for level in search_targets(graph, n_slots, target, weighting, from_root):
         by_token: dict[int, float] = {}
         for node, p in level.items():
             if token_ids[node] >= 0:
@@ -127,6 +138,7 @@ class Cot2(Method):
     defaults = {
         "target": "exact",  # exact | reachable | chain (module docstring)
         "weighting": "uniform",  # uniform | walks
+        "from_root": False,  # exact only: slot 0's target is the root, slot t's frontier(t)
         "feed": "teacher",  # teacher | self | scheduled
         "self_prob": [0.0, 1.0],  # scheduled: a slot's chance of being self-fed, from ... to ...
         "ramp_epochs": [0, 10],  # scheduled: ... over these epochs (linear; constant outside)
@@ -141,6 +153,8 @@ class Cot2(Method):
         for key, known in (("target", TARGETS), ("weighting", WEIGHTINGS), ("feed", FEEDS)):
             if s[key] not in known:
                 raise ValueError(f"model.method.{key}: expected one of {', '.join(known)}, got {s[key]!r}")
+        if s["from_root"] and s["target"] != "exact":
+            raise ValueError(f"model.method.from_root: only with target exact, got target {s['target']!r}")
         for key in ("self_prob", "ramp_epochs"):
             if len(s[key]) != 2:
                 raise ValueError(f"model.method.{key}: expected two values [from, to], got {s[key]!r}")
@@ -180,7 +194,8 @@ class Cot2(Method):
         if self.settings["target"] == "chain":
             ids, probs = chain_targets(example, tokenizer, layout)
         else:
-            ids, probs = token_targets(example, tokenizer, layout.n_slots, self.settings["target"], self.settings["weighting"])
+            s = self.settings
+            ids, probs = token_targets(example, tokenizer, layout.n_slots, s["target"], s["weighting"], s["from_root"])
         self_fed = getattr(layout, "self_fed", (True,) * layout.n_slots)
         rendered.extra.update(cot2_ids=ids, cot2_probs=probs, cot2_self_fed=[[int(f)] for f in self_fed])
         return rendered
