@@ -13,7 +13,7 @@ expansions (model.method.target):
 from_root (exact only) shifts the levels by one: slot 0's target is the root itself, slot t's
 frontier(t). Reading the root's children off the question in one column takes two lookups (which
 person the question names, then that person's facts); seeds 1 and 2 of run 54 never learned the
-first and spread thought 1 over the children of every person (results/prosqa_real/log.md, run 64).
+first and spread thought 1 over the children of every person (results/prosqa_real/log.md, run 63c).
 The root slot makes each readout one lookup from the thought before, at the cost of one level:
 k slots reach frontier(k - 1) and the answer column takes the last step.
 On any task, `chain` makes slot t's target the t-th token of the removed steps' text (one-hot; on
@@ -191,10 +191,10 @@ class Cot2(Method):
 
     def render(self, example: Example, tokenizer: Tokenizer, layout: Layout) -> Rendered:
         rendered = super().render(example, tokenizer, layout)
-        if self.settings["target"] == "chain":
+        s = self.settings
+        if s["target"] == "chain":
             ids, probs = chain_targets(example, tokenizer, layout)
         else:
-            s = self.settings
             ids, probs = token_targets(example, tokenizer, layout.n_slots, s["target"], s["weighting"], s["from_root"])
         self_fed = getattr(layout, "self_fed", (True,) * layout.n_slots)
         rendered.extra.update(cot2_ids=ids, cot2_probs=probs, cot2_self_fed=[[int(f)] for f in self_fed])
